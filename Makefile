@@ -1,0 +1,41 @@
+# The README's two commands are `make run` and `make test`; CI (.ci/run) calls `make test`.
+# Both create ./.venv on first use, with nothing but python3 (>= 3.11), pip and make.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint typecheck unit serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+## run: the main job on the embedded default
+run: $(VENV)/.installed
+	$(BIN)/scheduler-extender serve
+
+## test: lint, types, architecture contract and the whole test suite
+test: $(VENV)/.installed-dev lint typecheck unit
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

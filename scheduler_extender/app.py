@@ -1,0 +1,326 @@
+"""The HTTP shell: kube-scheduler's extender verbs over the pure core.
+
+``create_app`` builds a FastAPI app around a ``ClusterState`` (and optionally a ``Binder``); there
+are no import-time singletons.  Each verb reads the body with a size cap, validates it against the
+wire models, converts the pod once, calls one core function on the current snapshot and writes
+the reply with the exact upstream key names.
+
+Hot-path choices (see benchmarks/extender_latency.py): handlers take the raw ``Request`` and
+return a ``Response`` so FastAPI does no second validation or serialization pass; JSON is parsed by
+pydantic's Rust parser and replies are encoded by orjson.
+
+Errors: bad input is HTTP 400 with a message naming the field; an unexpected failure is HTTP 500
+(the scheduler then treats the call as failed, and an ``ignorable`` extender is skipped).  Neither
+ever takes the process down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import TypeAdapter, ValidationError
+
+from scheduler_extender import __version__
+from scheduler_extender.config import Settings
+from scheduler_extender.convert import ConversionError, PlaceholderRule, pod_from_json
+from scheduler_extender.core.filtering import filter_nodes
+from scheduler_extender.core.policy import PolicyConfig
+from scheduler_extender.core.preemption import Candidate, choose_candidates, classify_victims
+from scheduler_extender.core.scoring import score_nodes
+from scheduler_extender.core.types import Pod
+from scheduler_extender.metrics import ExtenderMetrics
+from scheduler_extender.state import ClusterState
+from scheduler_extender.wire import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+    ExtenderPreemptionArgs,
+    ExtenderPreemptionResult,
+    HostPriorityList,
+)
+
+log = logging.getLogger("scheduler_extender")
+
+_ARGS = TypeAdapter(ExtenderArgs)
+_PREEMPT_ARGS = TypeAdapter(ExtenderPreemptionArgs)
+_BIND_ARGS = TypeAdapter(ExtenderBindingArgs)
+
+BIND_DISABLED = (
+    "binding is not enabled in this extender; remove bindVerb from the scheduler's extender "
+    "configuration or start the extender with live cluster state and binding enabled"
+)
+
+
+class Binder(Protocol):
+    """Creates a pod's Binding.  Returns "" on success, else the error for the scheduler."""
+
+    async def bind(self, args: ExtenderBindingArgs) -> str: ...
+
+
+class BadRequestError(Exception):
+    """Input the extender cannot act on; answered with HTTP 400 and this message."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each offending field, e.g. ``NodeNames.3: Input should be a valid
+    string``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "json_invalid":
+            ctx = err.get("ctx") or {}
+            parts.append(f"invalid JSON: {ctx.get('error', err['msg'])}")
+        else:
+            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (without reading on) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequestError(f"invalid Content-Length header {declared!r}") from None
+        if size > limit:
+            raise BadRequestError(f"request body of {size} bytes exceeds max_body_bytes={limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise BadRequestError(f"request body exceeds max_body_bytes={limit}")
+        chunks.append(chunk)
+    if not total:
+        raise BadRequestError("empty request body; expected a JSON object")
+    return b"".join(chunks)
+
+
+def _json(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+class Extender:
+    """The verbs, bound to one state, policy and metrics set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: ClusterState,
+        metrics: ExtenderMetrics,
+        binder: Binder | None,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.binder = binder
+        self.limit = settings.max_body_bytes
+        self.policy: PolicyConfig = settings.policy()
+        self.rule: PlaceholderRule = settings.placeholder_rule()
+
+    def _pod(self, obj: dict[str, Any]) -> Pod:
+        try:
+            return pod_from_json(obj, self.rule)
+        except ConversionError as exc:
+            raise BadRequestError(str(exc)) from None
+
+    def _node_names(self, args: ExtenderArgs) -> list[str]:
+        if args.NodeNames is not None:
+            return args.NodeNames
+        names = []
+        for i, item in enumerate(args.node_items()):
+            meta = item.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if not isinstance(name, str) or not name:
+                raise BadRequestError(f"Nodes.items.{i}.metadata.name: a node needs a name")
+            names.append(name)
+        return names
+
+    async def filter(self, body: bytes) -> Response:
+        args = _ARGS.validate_json(body)
+        pod = self._pod(args.Pod)
+        names = self._node_names(args)
+        outcome = filter_nodes(pod, names, self.state.snapshot(), self.policy)
+        if outcome.unknown:
+            self.metrics.unknown_nodes.labels("filter").inc(len(outcome.unknown))
+        if outcome.failed:
+            self.metrics.filtered_out.labels("true").inc(len(outcome.failed))
+        if outcome.unresolvable:
+            self.metrics.filtered_out.labels("false").inc(len(outcome.unresolvable))
+        reply: dict[str, Any] = {
+            "Nodes": None,
+            "NodeNames": None,
+            "FailedNodes": dict(outcome.failed),
+            "FailedAndUnresolvableNodes": dict(outcome.unresolvable),
+            "Error": "",
+        }
+        if args.NodeNames is not None:
+            reply["NodeNames"] = list(outcome.passed)
+        else:
+            # Echo the scheduler's own node objects: it rebuilds its node list from this reply.
+            keep = set(outcome.passed)
+            items = [
+                item for item, name in zip(args.node_items(), names, strict=True) if name in keep
+            ]
+            reply["Nodes"] = {"metadata": {}, "items": items}
+        return _json(reply)
+
+    async def prioritize(self, body: bytes) -> Response:
+        args = _ARGS.validate_json(body)
+        pod = self._pod(args.Pod)
+        names = self._node_names(args)
+        outcome = score_nodes(pod, names, self.state.snapshot(), self.policy)
+        if outcome.unknown:
+            self.metrics.unknown_nodes.labels("prioritize").inc(len(outcome.unknown))
+        return _json([{"Host": host, "Score": score} for host, score in outcome.scores])
+
+    async def preempt(self, body: bytes) -> Response:
+        args = _PREEMPT_ARGS.validate_json(body)
+        pod = self._pod(args.Pod)
+        snapshot = self.state.snapshot()
+        candidates: list[Candidate] = []
+        if args.NodeNameToMetaVictims is not None:
+            for node, meta in args.NodeNameToMetaVictims.items():
+                uids = tuple(p.UID for p in (meta.Pods or [])) if meta else ()
+                pdb = meta.NumPDBViolations if meta else 0
+                candidates.append(Candidate(node, uids, classify_victims(uids, snapshot), pdb))
+        elif args.NodeNameToVictims is not None:
+            for node, victims in args.NodeNameToVictims.items():
+                pods = [
+                    self._pod_at(p, f"NodeNameToVictims.{node}.Pods.{i}")
+                    for i, p in enumerate((victims.Pods or []) if victims else [])
+                ]
+                pdb = victims.NumPDBViolations if victims else 0
+                candidates.append(
+                    Candidate(
+                        node,
+                        tuple(p.uid for p in pods),
+                        tuple(p.placeholder for p in pods),
+                        pdb,
+                    )
+                )
+        chosen = choose_candidates(pod, candidates, snapshot, self.policy)
+        dropped = len(candidates) - len(chosen)
+        if dropped:
+            self.metrics.preempt_dropped.inc(dropped)
+        by_node = {c.node: c for c in candidates}
+        result = {
+            name: {
+                "Pods": [{"UID": uid} for uid in by_node[name].victims],
+                "NumPDBViolations": by_node[name].pdb_violations,
+            }
+            for name in chosen
+        }
+        return _json({"NodeNameToMetaVictims": result})
+
+    def _pod_at(self, obj: dict[str, Any], path: str) -> Pod:
+        try:
+            return pod_from_json(obj, self.rule, path)
+        except ConversionError as exc:
+            raise BadRequestError(str(exc)) from None
+
+    async def bind(self, body: bytes) -> Response:
+        args = _BIND_ARGS.validate_json(body)
+        if self.binder is None:
+            self.metrics.binds.labels("disabled").inc()
+            return _json({"Error": BIND_DISABLED})
+        error = await self.binder.bind(args)
+        self.metrics.binds.labels("failed" if error else "bound").inc()
+        return _json({"Error": error})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    state: ClusterState,
+    binder: Binder | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The extender service for ``state``, configured by ``settings``."""
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = ExtenderMetrics(registry, lambda: float(len(state.snapshot().nodes)))
+    ext = Extender(settings, state, metrics, binder)
+    app = FastAPI(
+        title="scheduler-extender",
+        version=__version__,
+        description="kube-scheduler extender (v1 wire protocol) that packs JupyterHub user pods.",
+    )
+    app.state.extender = ext
+    app.state.metrics = metrics
+
+    def verb(
+        name: str, handler: Callable[[bytes], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        latency = metrics.latency.labels(name)
+        outcomes = {o: metrics.requests.labels(name, o) for o in ("ok", "bad_request", "error")}
+
+        async def endpoint(request: Request) -> Response:
+            start = time.perf_counter()
+            try:
+                response = await handler(await read_body(request, ext.limit))
+                outcomes["ok"].inc()
+            except ValidationError as exc:
+                outcomes["bad_request"].inc()
+                response = JSONResponse({"error": describe_validation_error(exc)}, 400)
+            except BadRequestError as exc:
+                outcomes["bad_request"].inc()
+                response = JSONResponse({"error": str(exc)}, 400)
+            except Exception:
+                outcomes["error"].inc()
+                log.exception("%s failed", name)
+                response = JSONResponse({"error": f"internal error in {name}; see logs"}, 500)
+            latency.observe(time.perf_counter() - start)
+            return response
+
+        endpoint.__name__ = name
+        return endpoint
+
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {}}}}
+    wire_docs: dict[str, tuple[type[Any], type[Any]]] = {
+        "filter": (ExtenderArgs, ExtenderFilterResult),
+        "prioritize": (ExtenderArgs, HostPriorityList),
+        "preempt": (ExtenderPreemptionArgs, ExtenderPreemptionResult),
+        "bind": (ExtenderBindingArgs, ExtenderBindingResult),
+    }
+    handlers = {
+        "filter": ext.filter,
+        "prioritize": ext.prioritize,
+        "preempt": ext.preempt,
+        "bind": ext.bind,
+    }
+    for name, handler in handlers.items():
+        request_model, reply_model = wire_docs[name]
+        app.add_api_route(
+            f"/{name}",
+            verb(name, handler),
+            methods=["POST"],
+            response_model=None,
+            summary=f"kube-scheduler extender {name} verb",
+            description=f"Request body: {request_model.__name__}; reply: {reply_model.__name__}.",
+            openapi_extra=body_doc,
+        )
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", response_class=PlainTextResponse)
+    async def readyz() -> Response:
+        ready = state.readiness()
+        if ready.ready:
+            return PlainTextResponse("ok")
+        return PlainTextResponse(f"not ready: {ready.reason}", status_code=503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

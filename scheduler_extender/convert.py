@@ -1,0 +1,404 @@
+"""Kubernetes JSON (Pods, Nodes) to core types: the one module that knows Kubernetes shapes.
+
+Inputs are the decoded JSON of ``v1.Pod`` and ``v1.Node`` objects (camelCase keys), as the
+scheduler sends them and as the API server lists them.  Only the fields the policy uses are read,
+and a missing or null field means its Kubernetes default.  A value of the wrong type raises
+``ConversionError`` naming the field, which the HTTP layer turns into a 400.
+
+Quantities are parsed with ``kubernetes.utils.parse_quantity`` and rounded up the way
+apimachinery's ``MilliValue``/``Value`` do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from kubernetes.utils import parse_quantity
+
+from scheduler_extender.core.types import (
+    Node,
+    Pod,
+    Requirement,
+    Resources,
+    SelectorTerm,
+    Taint,
+    Toleration,
+)
+
+#: Pod phases after which a pod no longer holds node resources.
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+#: Resources a pod-level ``spec.resources`` may set (KEP-2837, PodLevelResources).
+_POD_LEVEL = ("cpu", "memory")
+
+
+class ConversionError(ValueError):
+    """A Kubernetes object had a field of the wrong shape; ``field`` is its JSON path."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceholderRule:
+    """How to recognise a placeholder pod: any of ``labels`` present with that value, or a
+    priority at or below ``max_priority`` (``None`` disables the priority test)."""
+
+    labels: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({"component": "user-placeholder"})
+    )
+    max_priority: int | None = -10
+
+    def matches(self, labels: Mapping[str, str], priority: int) -> bool:
+        if self.max_priority is not None and priority <= self.max_priority:
+            return True
+        return any(labels.get(k) == v for k, v in self.labels.items())
+
+
+DEFAULT_PLACEHOLDER_RULE = PlaceholderRule()
+
+
+# --- small typed accessors ------------------------------------------------------------------
+
+
+def _map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConversionError(f"{path}.{key}", f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConversionError(f"{path}.{key}", f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, path: str, default: str = "") -> str:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConversionError(f"{path}.{key}", f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, path: str, default: int = 0) -> int:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConversionError(f"{path}.{key}", f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _labels(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, str]:
+    raw = _map(obj, key, path)
+    for k, v in raw.items():
+        if not isinstance(v, str):
+            raise ConversionError(f"{path}.{key}.{k}", "expected a string value")
+    return MappingProxyType(dict(raw)) if raw else MappingProxyType({})
+
+
+# --- quantities and time --------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Decimal:
+    return Decimal(parse_quantity(text))  # type: ignore[no-untyped-call]
+
+
+def quantity(value: object, path: str) -> Decimal:
+    """A Kubernetes quantity (string, or a bare number as in hand-written YAML) as a Decimal."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConversionError(path, f"expected a quantity, got {type(value).__name__}")
+    try:
+        return _parse(str(value))
+    except ValueError as exc:
+        raise ConversionError(path, f"invalid quantity {value!r}") from exc
+
+
+def resources_from(values: Mapping[str, Any], path: str) -> Resources:
+    """A ``ResourceList`` (requests, limits, allocatable...) as ``Resources``: cpu in millicores,
+    everything else in base units, each rounded up.  ``pods`` is read as a count."""
+    cpu = memory = pods = 0
+    scalar: dict[str, int] = {}
+    for name, raw in values.items():
+        q = quantity(raw, f"{path}.{name}")
+        if name == "cpu":
+            cpu = math.ceil(q * 1000)
+        elif name == "memory":
+            memory = math.ceil(q)
+        elif name == "pods":
+            pods = math.ceil(q)
+        else:
+            amount = math.ceil(q)
+            if amount:
+                scalar[name] = amount
+    return Resources(cpu, memory, pods, MappingProxyType(scalar) if scalar else Resources().scalar)
+
+
+@lru_cache(maxsize=4096)
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def timestamp(value: object, path: str) -> float:
+    """An RFC 3339 timestamp as seconds since the epoch (0.0 when absent)."""
+    if value is None:
+        return 0.0
+    if not isinstance(value, str):
+        raise ConversionError(path, "expected an RFC 3339 timestamp string")
+    try:
+        return _timestamp(value)
+    except ValueError as exc:
+        raise ConversionError(path, f"invalid timestamp {value!r}") from exc
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def normalize_image(ref: str) -> str:
+    """A fully qualified image reference, so ``jupyter/base-notebook`` in a pod matches
+    ``docker.io/jupyter/base-notebook:latest`` in ``node.status.images``.
+
+    Adds the default registry (docker.io), the ``library/`` namespace for official images and the
+    ``latest`` tag; a digest reference keeps only the digest, which is how runtimes report it.
+    """
+    name, _, digest = ref.strip().partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    tag = ""
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        domain, path = first, rest
+    else:
+        domain, path = "docker.io", name
+    if domain in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        domain = "docker.io"
+        if "/" not in path:
+            path = f"library/{path}"
+    if digest:
+        return f"{domain}/{path}@{digest}"
+    return f"{domain}/{path}:{tag or 'latest'}"
+
+
+# --- pods -----------------------------------------------------------------------------------
+
+
+def _container_requests(container: Mapping[str, Any], path: str) -> Resources:
+    res = _map(container, "resources", path)
+    requests = dict(_map(res, "requests", f"{path}.resources"))
+    # The API server defaults a missing request to the limit; do the same for hand-written pods.
+    for name, value in _map(res, "limits", f"{path}.resources").items():
+        requests.setdefault(name, value)
+    return resources_from(requests, f"{path}.resources.requests")
+
+
+def pod_requests(spec: Mapping[str, Any], path: str = "spec") -> Resources:
+    """The pod's effective request, as kube-scheduler computes it.
+
+    App containers are summed; restartable init containers (sidecars) count as app containers and
+    also run beside every later init container; each init container's need is compared with the
+    total and the larger wins, per resource; pod-level ``resources.requests`` override cpu and
+    memory when set; ``overhead`` is added last.  ``pods`` is 1.
+    ref: k8s.io/component-helpers/resource/helpers.go PodRequests.
+    """
+    total = Resources()
+    for i, c in enumerate(_list(spec, "containers", path)):
+        total = total + _container_requests(c, f"{path}.containers[{i}]")
+    sidecars = Resources()
+    init_peak = Resources()
+    for i, c in enumerate(_list(spec, "initContainers", path)):
+        cpath = f"{path}.initContainers[{i}]"
+        req = _container_requests(c, cpath)
+        if _str(c, "restartPolicy", cpath) == "Always":
+            total = total + req
+            sidecars = sidecars + req
+            need = sidecars
+        else:
+            need = req + sidecars
+        init_peak = init_peak.max(need)
+    total = total.max(init_peak)
+    pod_level = _map(_map(spec, "resources", path), "requests", f"{path}.resources")
+    if pod_level:
+        chosen = {
+            k: v for k, v in pod_level.items() if k in _POD_LEVEL or k.startswith("hugepages-")
+        }
+        override = resources_from(chosen, f"{path}.resources.requests")
+        scalar = dict(total.scalar)
+        scalar.update({k: v for k, v in override.scalar.items()})
+        total = Resources(
+            override.cpu if "cpu" in chosen else total.cpu,
+            override.memory if "memory" in chosen else total.memory,
+            0,
+            MappingProxyType(scalar) if scalar else Resources().scalar,
+        )
+    total = total + resources_from(_map(spec, "overhead", path), f"{path}.overhead")
+    return Resources(total.cpu, total.memory, 1, total.scalar)
+
+
+def _tolerations(spec: Mapping[str, Any], path: str) -> tuple[Toleration, ...]:
+    out = []
+    for i, t in enumerate(_list(spec, "tolerations", path)):
+        tpath = f"{path}.tolerations[{i}]"
+        if not isinstance(t, Mapping):
+            raise ConversionError(tpath, "expected an object")
+        out.append(
+            Toleration(
+                key=_str(t, "key", tpath),
+                operator=_str(t, "operator", tpath, "Equal") or "Equal",
+                value=_str(t, "value", tpath),
+                effect=_str(t, "effect", tpath),
+            )
+        )
+    return tuple(out)
+
+
+def _requirements(term: Mapping[str, Any], key: str, path: str) -> tuple[Requirement, ...]:
+    out = []
+    for i, r in enumerate(_list(term, key, path)):
+        rpath = f"{path}.{key}[{i}]"
+        if not isinstance(r, Mapping):
+            raise ConversionError(rpath, "expected an object")
+        values = _list(r, "values", rpath)
+        if not all(isinstance(v, str) for v in values):
+            raise ConversionError(f"{rpath}.values", "expected a list of strings")
+        out.append(Requirement(_str(r, "key", rpath), _str(r, "operator", rpath), tuple(values)))
+    return tuple(out)
+
+
+def _required_terms(spec: Mapping[str, Any], path: str) -> tuple[SelectorTerm, ...] | None:
+    apath = f"{path}.affinity.nodeAffinity"
+    node_affinity = _map(_map(spec, "affinity", path), "nodeAffinity", f"{path}.affinity")
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return None
+    if not isinstance(required, Mapping):
+        raise ConversionError(
+            f"{apath}.requiredDuringSchedulingIgnoredDuringExecution", "expected an object"
+        )
+    rpath = f"{apath}.requiredDuringSchedulingIgnoredDuringExecution"
+    terms = []
+    for i, term in enumerate(_list(required, "nodeSelectorTerms", rpath)):
+        tpath = f"{rpath}.nodeSelectorTerms[{i}]"
+        if not isinstance(term, Mapping):
+            raise ConversionError(tpath, "expected an object")
+        terms.append(
+            SelectorTerm(
+                _requirements(term, "matchExpressions", tpath),
+                _requirements(term, "matchFields", tpath),
+            )
+        )
+    return tuple(terms)
+
+
+def pod_images(spec: Mapping[str, Any], path: str = "spec") -> tuple[str, ...]:
+    images: list[str] = []
+    for key in ("initContainers", "containers"):
+        for i, c in enumerate(_list(spec, key, path)):
+            if not isinstance(c, Mapping):
+                raise ConversionError(f"{path}.{key}[{i}]", "expected an object")
+            image = _str(c, "image", f"{path}.{key}[{i}]")
+            if image:
+                normalized = normalize_image(image)
+                if normalized not in images:
+                    images.append(normalized)
+    return tuple(images)
+
+
+def is_terminal(obj: Mapping[str, Any]) -> bool:
+    """Whether a pod has finished and no longer holds node resources."""
+    status = obj.get("status")
+    return isinstance(status, Mapping) and status.get("phase") in TERMINAL_PHASES
+
+
+def pod_from_json(
+    obj: Mapping[str, Any], rule: PlaceholderRule = DEFAULT_PLACEHOLDER_RULE, path: str = "Pod"
+) -> Pod:
+    """A core ``Pod`` from a ``v1.Pod`` object."""
+    if not isinstance(obj, Mapping):
+        raise ConversionError(path, "expected a Pod object")
+    meta = _map(obj, "metadata", path)
+    spec = _map(obj, "spec", path)
+    mpath, spath = f"{path}.metadata", f"{path}.spec"
+    labels = _labels(meta, "labels", mpath)
+    priority = _int(spec, "priority", spath)
+    return Pod(
+        uid=_str(meta, "uid", mpath),
+        name=_str(meta, "name", mpath),
+        namespace=_str(meta, "namespace", mpath),
+        requests=pod_requests(spec, spath),
+        priority=priority,
+        placeholder=rule.matches(labels, priority),
+        node_name=_str(spec, "nodeName", spath),
+        node_selector=_labels(spec, "nodeSelector", spath),
+        required_terms=_required_terms(spec, spath),
+        tolerations=_tolerations(spec, spath),
+        images=pod_images(spec, spath),
+        created=timestamp(meta.get("creationTimestamp"), f"{mpath}.creationTimestamp"),
+    )
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+def _taints(spec: Mapping[str, Any], path: str) -> tuple[Taint, ...]:
+    out = []
+    for i, t in enumerate(_list(spec, "taints", path)):
+        tpath = f"{path}.taints[{i}]"
+        if not isinstance(t, Mapping):
+            raise ConversionError(tpath, "expected an object")
+        out.append(Taint(_str(t, "key", tpath), _str(t, "value", tpath), _str(t, "effect", tpath)))
+    return tuple(out)
+
+
+def _node_images(status: Mapping[str, Any], path: str) -> frozenset[str]:
+    names: set[str] = set()
+    for i, image in enumerate(_list(status, "images", path)):
+        ipath = f"{path}.images[{i}]"
+        if not isinstance(image, Mapping):
+            raise ConversionError(ipath, "expected an object")
+        for name in _list(image, "names", ipath):
+            if isinstance(name, str) and name:
+                names.add(normalize_image(name))
+    return frozenset(names)
+
+
+def node_from_json(obj: Mapping[str, Any], path: str = "Node") -> Node:
+    """A core ``Node`` from a ``v1.Node`` object."""
+    if not isinstance(obj, Mapping):
+        raise ConversionError(path, "expected a Node object")
+    meta = _map(obj, "metadata", path)
+    spec = _map(obj, "spec", path)
+    status = _map(obj, "status", path)
+    spath, stpath = f"{path}.spec", f"{path}.status"
+    name = _str(meta, "name", f"{path}.metadata")
+    if not name:
+        raise ConversionError(f"{path}.metadata.name", "a node needs a name")
+    unschedulable = spec.get("unschedulable") is True
+    return Node(
+        name=name,
+        allocatable=resources_from(_map(status, "allocatable", stpath), f"{stpath}.allocatable"),
+        labels=_labels(meta, "labels", f"{path}.metadata"),
+        taints=_taints(spec, spath),
+        unschedulable=unschedulable,
+        images=_node_images(status, stpath),
+        created=timestamp(meta.get("creationTimestamp"), f"{path}.metadata.creationTimestamp"),
+    )
