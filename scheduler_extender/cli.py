@@ -18,6 +18,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "Run the extender HTTP service (live cluster, a snapshot file, or the embedded demo).",
     ),
+    "simulate": (
+        "scheduler_extender.sim.cli",
+        "main",
+        "Simulate a hub day/week under several scheduling policies and compare them.",
+    ),
+    "plan": (
+        "scheduler_extender.planner",
+        "main",
+        "Users per node and memory-overcommit risk for a node type and guarantee/limit pair.",
+    ),
+    "placeholders": (
+        "scheduler_extender.controller",
+        "main",
+        "Run the placeholder controller (keeps low-priority pods as spare capacity).",
+    ),
+    "await-images": (
+        "scheduler_extender.pullers",
+        "main",
+        "Wait until the image-puller DaemonSet is ready on every node (Helm hook).",
+    ),
 }
 
 
