@@ -1,0 +1,86 @@
+"""Settings: flags over environment over YAML file over defaults; every field documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from scheduler_extender.config import Settings, load_settings
+from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("SCHEDULER_EXTENDER_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_match_the_core_policy_defaults() -> None:
+    assert load_settings([]).policy() == PolicyConfig()
+
+
+def test_precedence_flag_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "extender.yaml"
+    config.write_text("port: 7000\ncpu_weight: 3\nmemory_weight: 4\nnormalization: linear\n")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_CPU_WEIGHT", "5")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_PORT", "7001")
+    settings = load_settings(["--config", str(config), "--port", "7002"])
+    assert settings.port == 7002  # flag beats env and file
+    assert settings.cpu_weight == 5  # env beats file
+    assert settings.memory_weight == 4  # file beats default
+    assert settings.normalization is Normalization.LINEAR
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "extender.yaml"
+    config.write_text("match_node_purpose: require\n")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_CONFIG", str(config))
+    assert load_settings([]).match_node_purpose is NodePurpose.REQUIRE
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--port", "70000"], "port"),
+        (["--cpu-weight", "-1"], "cpu_weight"),
+        (["--match-node-purpose", "sometimes"], "match_node_purpose"),
+    ],
+    ids=["port-range", "negative-weight", "bad-enum"],
+)
+def test_invalid_flags_name_the_field(
+    argv: list[str], field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises((ValidationError, SystemExit)) as err:
+        load_settings(argv)
+    text = str(err.value) + capsys.readouterr().err
+    assert field in text
+
+
+def test_unknown_keys_in_the_file_are_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "extender.yaml"
+    config.write_text("cpu_wieght: 3\n")
+    with pytest.raises(ValidationError, match="cpu_wieght"):
+        load_settings(["--config", str(config)])
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_settings(["--config", str(tmp_path / "nope.yaml")])
+
+
+def test_every_field_is_documented() -> None:
+    undocumented = [n for n, f in Settings.model_fields.items() if not f.description]
+    assert undocumented == []
+
+
+def test_placeholder_rule_from_settings() -> None:
+    settings = load_settings(["--placeholder-labels", '{"role": "spare"}'])
+    rule = settings.placeholder_rule()
+    assert rule.matches({"role": "spare"}, 0)
+    assert not rule.matches({"component": "user-placeholder"}, 0)
+    assert rule.matches({}, -10)

@@ -1,0 +1,114 @@
+"""The real command over real HTTP on 127.0.0.1: `scheduler-extender serve` as a process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        return reply.status, reply.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port),
+         "--state-file", str(GOLDEN / "cluster.yaml"), "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.communicate()[0]}")
+    yield port, proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_golden_pairs_over_real_http(server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = server
+    for verb, case in [("filter", "filter_names"), ("prioritize", "prioritize_names"),
+                       ("preempt", "preempt_meta")]:  # fmt: skip
+        status, body = _post(port, f"/{verb}", (GOLDEN / f"{case}.request.json").read_bytes())
+        assert status == 200
+        expected = json.loads((GOLDEN / f"{case}.response.json").read_text())
+        assert json.loads(body) == expected
+
+
+def test_garbage_then_good_request_on_the_same_server(
+    server: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, proc = server
+    status, body = _post(port, "/prioritize", b"\x00\xff garbage")
+    assert status == 400
+    assert b"invalid JSON" in body
+    status, _ = _post(port, "/prioritize", (GOLDEN / "prioritize_names.request.json").read_bytes())
+    assert status == 200
+    assert proc.poll() is None  # still running
+
+
+def test_startup_says_which_state_it_serves_and_prints_a_curl_example() -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        third = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "serving embedded demo snapshot (5 nodes, 43 pods)" in first
+    assert f"http://127.0.0.1:{port}" in first
+    assert "Try it" in second
+    assert third.strip().startswith(f"curl -s http://127.0.0.1:{port}/prioritize")
+
+
+def test_invalid_settings_exit_2_with_the_field_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "port" in result.stderr
