@@ -109,6 +109,7 @@ def test_invalid_settings_exit_2_with_the_field_named() -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "port" in result.stderr
