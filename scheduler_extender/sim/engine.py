@@ -1,0 +1,673 @@
+"""The discrete-event simulation: one hub, one policy, one seed.
+
+Time is a float of simulated seconds from the start of the run (a Monday, 00:00), advanced only
+by the event queue (``heapq``); nothing reads a wall clock.  Randomness comes from streams seeded
+by the run's seed: the workload (drawn before the run, identical for every policy), node
+provisioning delays, image pull times, and the scheduler's tie-breaks, each on its own stream so
+a policy's choices do not shift another part's draws.  The same scenario, policy and seed give
+the same result, event for event.
+
+What happens to a user (``UserSpec``): they arrive and KubeSpawner creates their pod; the
+kube-scheduler model (``scheduler.KubeScheduler``) binds it to a node, preempts placeholders for
+it, or leaves it pending until the Cluster Autoscaler model (``autoscaler``) adds a node; on its
+node the pod waits for its image (pulled by the continuous puller when the node came up, or by
+kubelet now) and then runs; the user is active for their activity time and the culler removes
+the server on a later pass.  A user not running ``start_timeout`` after arrival is a failed
+spawn: KubeSpawner deletes the pod.
+
+Two views of the cluster: the scheduler's cache (it assumes its own binds at once) and the
+extender's, fed by a watch that lags by ``scheduler.watch_delay``; with ``bind_assume`` the
+extender also records its own binds at once, as the live service does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from scheduler_extender.core.filtering import check_node
+from scheduler_extender.core.policy import (
+    DELETION_CANDIDATE_TAINT,
+    NODE_PURPOSE_LABEL,
+    NODE_PURPOSE_USER,
+)
+from scheduler_extender.core.snapshot import with_pod
+from scheduler_extender.core.types import (
+    Node,
+    NodeInfo,
+    Pod,
+    Requirement,
+    Resources,
+    SelectorTerm,
+    Snapshot,
+    Taint,
+    Toleration,
+)
+from scheduler_extender.sim.autoscaler import make_autoscaler
+from scheduler_extender.sim.cluster import LiveSnapshot
+from scheduler_extender.sim.model import Kind, PodState, Sample, SimNode, SimPod, Stats
+from scheduler_extender.sim.placeholders import (
+    PLAN_INTERVAL,
+    PlaceholderObservation,
+    PlaceholderPlanner,
+    static_planner,
+)
+from scheduler_extender.sim.scenario import Scenario
+from scheduler_extender.sim.scheduler import (
+    IN_TREE_FILTER,
+    ClusterView,
+    KubeScheduler,
+    PreemptCall,
+    PrioritizeCall,
+    Profile,
+)
+from scheduler_extender.sim.workload import UserSpec, departure, generate_users
+
+POOL = "user"
+#: Simulated time 0 as a Unix time (2024-01-01T00:00:00Z, a Monday), for creation timestamps.
+EPOCH = 1_704_067_200.0
+SAMPLE_EVERY = 300.0
+DEDICATED_TAINT = Taint("hub.jupyter.org/dedicated", "user", "NoSchedule")
+SOFT_TAINT = Taint(DELETION_CANDIDATE_TAINT, "", "PreferNoSchedule")
+#: z2jh user and placeholder pods tolerate the dedicated user-pool taint (both spellings) and
+#: prefer user nodes (``scheduling.userPods.nodeAffinity.matchNodePurpose: prefer``).
+USER_TOLERATIONS = (
+    Toleration("hub.jupyter.org/dedicated", "Equal", "user", "NoSchedule"),
+    Toleration("hub.jupyter.org_dedicated", "Equal", "user", "NoSchedule"),
+)
+USER_PREFERRED = (
+    (100, SelectorTerm((Requirement(NODE_PURPOSE_LABEL, "In", (NODE_PURPOSE_USER,)),))),
+)
+USER_PRIORITY = 0
+#: The placeholder pods' image (z2jh runs the pause image in them).
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+
+
+class Simulation:
+    """One run.  ``run()`` returns the finished simulation; read ``stats``, ``nodes_log``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        profile: Profile,
+        seed: int,
+        *,
+        users: Sequence[UserSpec] | None = None,
+        planner: PlaceholderPlanner | None = None,
+        on_prioritize: Callable[[PrioritizeCall], None] | None = None,
+        on_preempt: Callable[[PreemptCall], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.profile = profile
+        self.seed = seed
+        self.users = list(users) if users is not None else generate_users(scenario, seed)
+        self.planner = planner or static_planner(scenario.placeholders.count)
+        self.now = 0.0
+        self._events: list[tuple[float, int, int, Kind, object]] = []
+        self._seq = 0
+        self.rng_provision = random.Random(seed * 7919 + 1)
+        self.rng_pull = random.Random(seed * 7919 + 2)
+        self.scheduler = KubeScheduler(
+            profile, random.Random(seed * 7919 + 3), on_prioritize, on_preempt
+        )
+        self.cache = LiveSnapshot()
+        ext = profile.extender
+        self.extender = ext
+        self.ext_cache: LiveSnapshot | None = LiveSnapshot() if ext is not None else None
+        self._ext_ops: deque[tuple[float, int, object]] = deque()
+        self.nodes: dict[str, SimNode] = {}
+        self.nodes_log: list[SimNode] = []
+        self.order: list[str] = []
+        self.pods: dict[str, SimPod] = {}
+        self.nominated: dict[str, list[Pod]] = {}
+        self.image_counts: dict[str, int] = {}
+        self._active: list[tuple[int, float, int, SimPod]] = []
+        self._backoff: list[tuple[float, int, SimPod]] = []
+        self._unschedulable: dict[str, SimPod] = {}
+        self._cycle_pending = False
+        self._node_seq = 0
+        self._pod_seq = 0
+        self.stats = Stats()
+        self.recent_arrivals: deque[float] = deque()
+        first = scenario.users.profiles[0]
+        self.placeholder_requests = Resources(first.cpu, first.memory, 1)
+        self.image_sizes = {img.name: img.size for img in scenario.images.known}
+        self.pull_images = sorted({u.image for u in self.users} | self.image_sizes.keys())
+        self.view = ClusterView(
+            cache=self.cache.snapshot,
+            order=self.order,
+            nominated=self.nominated,
+            image_counts=self.image_counts,
+            extender_view=self._extender_snapshot if ext is not None else None,
+            image_sizes=self.image_sizes,
+        )
+        self.autoscaler = make_autoscaler(self)
+
+    # --- event queue -----------------------------------------------------------------------
+
+    def at(self, time: float, kind: Kind, obj: object = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (time, int(kind), self._seq, kind, obj))
+
+    def run(self, progress: Callable[[float], None] | None = None) -> Simulation:
+        end = self.scenario.duration
+        for user in self.users:
+            if user.arrival < end:
+                self.at(user.arrival, Kind.ARRIVE, user)
+        for _ in range(self.scenario.pool.initial_nodes):
+            self.add_node(ready_at=0.0, with_images=True)
+        if self.ext_cache is not None:
+            # The initial nodes existed before the run: the extender's watch has seen them.
+            self._ext_ops = deque((0.0, op, payload) for _, op, payload in self._ext_ops)
+            self._ext_flush()
+        self.at(0.0, Kind.PLAN)
+        self.at(0.0, Kind.SAMPLE)
+        self.autoscaler.start()
+        handlers: dict[Kind, Callable[[object], None]] = {
+            Kind.ARRIVE: self._on_arrive,
+            Kind.CYCLE: self._on_cycle,
+            Kind.RUNNING: self._on_running,
+            Kind.TIMEOUT: self._on_timeout,
+            Kind.DEPART: self._on_depart,
+            Kind.NODE_READY: self._on_node_ready,
+            Kind.PULLED: self._on_pulled,
+            Kind.RECREATE: self._on_recreate,
+            Kind.REQUEUE: self._on_requeue,
+            Kind.PLAN: self._on_plan,
+            Kind.AUTOSCALE: self._on_autoscale,
+            Kind.SAMPLE: self._on_sample,
+        }
+        events = self._events
+        next_report = 0.0
+        while events and events[0][0] <= end:
+            time, _, _, kind, obj = heapq.heappop(events)
+            self.now = time
+            handlers[kind](obj)
+            if progress is not None and time >= next_report:
+                progress(time)
+                next_report = time + end / 200
+        self.now = end
+        for node in self.nodes.values():
+            node.mark(end)
+        for sp in self.pods.values():
+            if sp.placeholder and sp.state in (PodState.BOUND, PodState.RUNNING):
+                self._account_placeholder(sp, end)
+        if progress is not None:
+            progress(end)
+        return self
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def pool_size(self) -> int:
+        return sum(1 for n in self.nodes.values() if not n.deleting)
+
+    def template_node(self, name: str, created: float) -> Node:
+        pool = self.scenario.pool
+        labels = {
+            "kubernetes.io/hostname": name,
+            "node.kubernetes.io/instance-type": pool.instance_type,
+        }
+        if pool.dedicated:
+            labels[NODE_PURPOSE_LABEL] = NODE_PURPOSE_USER
+        return Node(
+            name=name,
+            allocatable=Resources(pool.cpu, pool.memory, pool.pods),
+            labels=labels,
+            taints=(DEDICATED_TAINT,) if pool.dedicated else (),
+            # Kubernetes timestamps have one-second resolution.
+            created=EPOCH + math.floor(created),
+        )
+
+    def add_node(self, *, ready_at: float | None = None, with_images: bool = False) -> SimNode:
+        """A node requested now; ready after a drawn provisioning delay unless ``ready_at``."""
+        self._node_seq += 1
+        name = f"{POOL}-{self._node_seq:05d}"
+        node = self.template_node(name, self.now)
+        if with_images:
+            node = replace(node, images=frozenset(self.pull_images))
+        sim = SimNode(name, node, created=self.now, marked=self.now)
+        self.nodes[name] = sim
+        self.nodes_log.append(sim)
+        if ready_at is None:
+            spec = self.scenario.autoscaler.provisioning
+            ready_at = self.now + self.rng_provision.uniform(spec.min, spec.max)
+        self.stats.nodes_added += 1
+        self._record_nodes()
+        if ready_at <= self.now:
+            self._on_node_ready(sim)
+        else:
+            self.at(ready_at, Kind.NODE_READY, sim)
+        return sim
+
+    def _record_nodes(self) -> None:
+        count = self.pool_size()
+        self.stats.peak_nodes = max(self.stats.peak_nodes, count)
+        self.stats.timeline.append((self.now, count))
+
+    def _on_node_ready(self, obj: object) -> None:
+        sim = obj if isinstance(obj, SimNode) else None
+        if sim is None or sim.deleting or sim.ready:
+            return
+        sim.mark(self.now)
+        sim.ready = True
+        sim.ready_at = self.now
+        self.order.append(sim.name)
+        self._set_node(sim, sim.node)
+        for image in sim.node.images:
+            self.image_counts[image] = self.image_counts.get(image, 0) + 1
+        if self.scenario.images.continuous_puller:
+            for image in self.pull_images:
+                if image not in sim.node.images:
+                    self._start_pull(sim, image)
+        self._move_all_to_active()
+
+    def _set_node(self, sim: SimNode, node: Node) -> None:
+        sim.node = node
+        if sim.ready and not sim.deleting:
+            self.cache.upsert_node(node)
+            self._ext_push(1, node)
+
+    def _start_pull(self, sim: SimNode, image: str) -> float:
+        done = sim.pulls.get(image)
+        if done is None:
+            spec = self.scenario.image(image).pull
+            done = self.now + self.rng_pull.uniform(spec.min, spec.max)
+            sim.pulls[image] = done
+            self.at(done, Kind.PULLED, (sim, image))
+        return done
+
+    def _on_pulled(self, obj: object) -> None:
+        assert isinstance(obj, tuple)
+        sim: SimNode = obj[0]
+        image: str = obj[1]
+        if sim.deleting or image in sim.node.images:
+            return
+        self.image_counts[image] = self.image_counts.get(image, 0) + 1
+        self._set_node(sim, replace(sim.node, images=sim.node.images | {image}))
+
+    def set_soft_taint(self, sim: SimNode, on: bool) -> None:
+        """CA's DeletionCandidateOfClusterAutoscaler PreferNoSchedule taint on/off."""
+        has = any(t.key == DELETION_CANDIDATE_TAINT for t in sim.node.taints)
+        if has == on:
+            return
+        taints = tuple(t for t in sim.node.taints if t.key != DELETION_CANDIDATE_TAINT)
+        self._set_node(sim, replace(sim.node, taints=(*taints, SOFT_TAINT) if on else taints))
+
+    def remove_node(self, sim: SimNode) -> None:
+        """The autoscaler deletes ``sim``: no new pods from now on, its pods are evicted, and it
+        stops being billed after ``node_deletion`` seconds."""
+        if sim.deleting:
+            return
+        sim.mark(self.now)
+        sim.deleting = True
+        for info_pod in list(self.cache.nodes[sim.name].pods.values()) if sim.ready else []:
+            sp = self.pods.get(info_pod.uid)
+            if sp is not None:
+                self.delete_pod(sp, evicted=True)
+        if sim.ready:
+            self.cache.delete_node(sim.name)
+            self.order.remove(sim.name)
+            for image in sim.node.images:
+                self.image_counts[image] -= 1
+            self._ext_push(3, sim.name)
+        self.nominated.pop(sim.name, None)
+        sim.mark(self.now)
+        sim.deleted_at = self.now + self.scenario.autoscaler.node_deletion
+        # Time after the decision counts as empty (being deleted).
+        sim.empty_s += self.scenario.autoscaler.node_deletion
+        del self.nodes[sim.name]
+        self.stats.nodes_removed += 1
+        self._record_nodes()
+
+    # --- the extender's lagging view -------------------------------------------------------
+
+    def _ext_push(self, op: int, payload: object) -> None:
+        """Queue a change for the extender's watch: 0 pod upsert, 1 node upsert, 2 pod delete,
+        3 node delete."""
+        if self.ext_cache is not None:
+            self._ext_ops.append((self.now + self.scenario.scheduler.watch_delay, op, payload))
+
+    def _ext_flush(self) -> None:
+        ops = self._ext_ops
+        ext = self.ext_cache
+        assert ext is not None
+        now = self.now
+        while ops and ops[0][0] <= now:
+            _, op, payload = ops.popleft()
+            if op == 0:
+                ext.upsert_pod(payload)  # type: ignore[arg-type]
+            elif op == 1:
+                ext.upsert_node(payload)  # type: ignore[arg-type]
+            elif op == 2:
+                ext.delete_pod(payload)  # type: ignore[arg-type]
+            else:
+                ext.delete_node(payload)  # type: ignore[arg-type]
+
+    def _extender_snapshot(self) -> Snapshot:
+        self._ext_flush()
+        assert self.ext_cache is not None
+        return self.ext_cache.snapshot
+
+    # --- pods ------------------------------------------------------------------------------
+
+    def _new_pod(self, user: UserSpec | None) -> SimPod:
+        self._pod_seq += 1
+        if user is not None:
+            pod = Pod(
+                uid=f"user-{user.index}",
+                name=f"jupyter-user-{user.index}",
+                namespace="jhub",
+                requests=Resources(user.cpu, user.memory, 1),
+                priority=USER_PRIORITY,
+                tolerations=USER_TOLERATIONS,
+                images=(user.image,),
+                created=EPOCH + self.now,
+            )
+        else:
+            pod = Pod(
+                uid=f"placeholder-{self._pod_seq}",
+                name=f"user-placeholder-{self._pod_seq}",
+                namespace="jhub",
+                requests=self.placeholder_requests,
+                priority=self.scenario.placeholders.priority,
+                placeholder=True,
+                tolerations=USER_TOLERATIONS,
+                images=(PAUSE_IMAGE,),
+                created=EPOCH + self.now,
+            )
+        sp = SimPod(pod, user)
+        self.pods[pod.uid] = sp
+        self._enqueue(sp, self.now)
+        return sp
+
+    def _enqueue(self, sp: SimPod, eligible: float) -> None:
+        if sp.queued or sp.state is not PodState.PENDING:
+            return
+        sp.queued = True
+        self._unschedulable.pop(sp.uid, None)
+        if eligible <= self.now:
+            heapq.heappush(self._active, (-sp.pod.priority, sp.pod.created, self._next(), sp))
+        else:
+            heapq.heappush(self._backoff, (eligible, self._next(), sp))
+        self._wake_scheduler()
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _move_all_to_active(self) -> None:
+        """A cluster event that may make unschedulable pods fit: retry them after their backoff
+        (MoveAllToActiveOrBackoffQueue)."""
+        if not self._unschedulable:
+            return
+        waiting = list(self._unschedulable.values())
+        self._unschedulable.clear()
+        for sp in waiting:
+            self._enqueue(sp, max(self.now, sp.eligible_at))
+
+    def _wake_scheduler(self) -> None:
+        if self._cycle_pending:
+            return
+        if self._active:
+            when = self.now
+        elif self._backoff:
+            when = max(self.now, self._backoff[0][0])
+        else:
+            return
+        self._cycle_pending = True
+        self.at(when, Kind.CYCLE)
+
+    def _on_cycle(self, _: object) -> None:
+        self._cycle_pending = False
+        while self._backoff and self._backoff[0][0] <= self.now:
+            _, seq, sp = heapq.heappop(self._backoff)
+            heapq.heappush(self._active, (-sp.pod.priority, sp.pod.created, seq, sp))
+        while self._active:
+            *_, sp = heapq.heappop(self._active)
+            sp.queued = False
+            if sp.state is PodState.PENDING:
+                self._schedule(sp)
+                self._cycle_pending = True
+                self.at(self.now + self.profile.cycle_seconds, Kind.CYCLE)
+                return
+        self._wake_scheduler()
+
+    def _schedule(self, sp: SimPod) -> None:
+        self.stats.cycles += 1
+        attempt = self.scheduler.schedule(
+            sp.pod,
+            self.view,
+            nominated_node=sp.nominated,
+            preferred=USER_PREFERRED,
+        )
+        if attempt.node:
+            self._bind(sp, attempt.node)
+            return
+        sp.attempts += 1
+        backoff = self.scenario.scheduler
+        sp.eligible_at = self.now + min(
+            backoff.max_backoff, backoff.initial_backoff * 2 ** (sp.attempts - 1)
+        )
+        if attempt.preempt_node:
+            self._preempt(sp, attempt.preempt_node, attempt.victims)
+            return
+        sp.unschedulable = True
+        self._unschedulable[sp.uid] = sp
+        self.autoscaler.on_unschedulable(sp)
+
+    def _preempt(self, sp: SimPod, node: str, victims: Sequence[Pod]) -> None:
+        self.stats.preemptions += 1
+        self._clear_nomination(sp)
+        sp.nominated = node
+        sp.unschedulable = False
+        self.nominated.setdefault(node, []).append(sp.pod)
+        for victim in victims:
+            vsp = self.pods.get(victim.uid)
+            if vsp is None:
+                continue
+            if vsp.placeholder:
+                self.stats.placeholder_victims += 1
+            else:
+                self.stats.user_victims += 1
+            self.delete_pod(vsp, evicted=True)
+        self.at(self.now + self.scenario.scheduler.preemption_retry, Kind.REQUEUE, sp)
+
+    def _on_requeue(self, obj: object) -> None:
+        sp = obj if isinstance(obj, SimPod) else None
+        if sp is not None and sp.state is PodState.PENDING:
+            self._enqueue(sp, self.now)
+
+    def _clear_nomination(self, sp: SimPod) -> None:
+        if sp.nominated:
+            lst = self.nominated.get(sp.nominated)
+            if lst is not None:
+                lst[:] = [p for p in lst if p.uid != sp.uid]
+                if not lst:
+                    del self.nominated[sp.nominated]
+            sp.nominated = ""
+
+    def _bind(self, sp: SimPod, node_name: str) -> None:
+        self._clear_nomination(sp)
+        sim = self.nodes[node_name]
+        sim.mark(self.now)
+        pod = replace(sp.pod, node_name=node_name)
+        sp.pod = pod
+        sp.state = PodState.BOUND
+        sp.node = node_name
+        sp.unschedulable = False
+        sp.bound_at = self.now
+        self.stats.binds += 1
+        if sp.placeholder:
+            sim.placeholders += 1
+        else:
+            sim.users += 1
+        self.cache.upsert_pod(pod)
+        if self.ext_cache is not None:
+            if self.extender is not None and self.extender.bind_assume:
+                self._ext_flush()
+                self.ext_cache.upsert_pod(pod)
+            self._ext_push(0, pod)
+        if sp.placeholder:
+            sp.state = PodState.RUNNING
+            return
+        start = self.now
+        for image in sp.pod.images:
+            if image not in sim.node.images:
+                start = max(start, self._start_pull(sim, image))
+        if start > self.now:
+            sp.waited_on_pull = True
+        self.at(start + self.scenario.spawner.start_latency, Kind.RUNNING, sp)
+
+    def delete_pod(self, sp: SimPod, *, evicted: bool = False) -> None:
+        """Remove a pod (culled, timed out, preempted or drained)."""
+        if sp.state is PodState.GONE:
+            return
+        was = sp.state
+        sp.state = PodState.GONE
+        self._clear_nomination(sp)
+        self._unschedulable.pop(sp.uid, None)
+        if was in (PodState.BOUND, PodState.RUNNING):
+            sim = self.nodes.get(sp.node)
+            if sim is not None:
+                sim.mark(self.now)
+                if sp.placeholder:
+                    sim.placeholders -= 1
+                else:
+                    sim.users -= 1
+            self.cache.delete_pod(sp.uid)
+            self._ext_push(2, sp.uid)
+            if sp.placeholder:
+                self._account_placeholder(sp, self.now)
+        del self.pods[sp.uid]
+        if sp.placeholder and evicted:
+            # The StatefulSet controller recreates it.
+            self.at(self.now + self.scenario.placeholders.recreate_delay, Kind.RECREATE)
+        if was in (PodState.BOUND, PodState.RUNNING):
+            self._move_all_to_active()
+            if sp.node in self.nodes:
+                self.autoscaler.on_pod_removed(self.nodes[sp.node])
+
+    def _account_placeholder(self, sp: SimPod, until: float) -> None:
+        pool = self.scenario.pool
+        req = sp.pod.requests
+        share = max(req.cpu / pool.cpu if pool.cpu else 0.0,
+                    req.memory / pool.memory if pool.memory else 0.0, 1 / pool.pods)  # fmt: skip
+        self.stats.placeholder_node_seconds += share * (until - sp.bound_at)
+
+    # --- users -----------------------------------------------------------------------------
+
+    def _on_arrive(self, obj: object) -> None:
+        assert isinstance(obj, UserSpec)
+        user = obj
+        self.stats.users += 1
+        self.recent_arrivals.append(self.now)
+        sp = self._new_pod(user)
+        self.at(self.now + self.scenario.spawner.start_timeout, Kind.TIMEOUT, sp)
+
+    def _on_running(self, obj: object) -> None:
+        sp = obj if isinstance(obj, SimPod) else None
+        if sp is None or sp.state is not PodState.BOUND or sp.user is None:
+            return
+        sp.state = PodState.RUNNING
+        user = sp.user
+        wait = self.now - user.arrival
+        self.stats.waits.append(wait)
+        if sp.waited_on_pull:
+            self.stats.pull_waits += 1
+        self.at(departure(user, self.scenario, self.now), Kind.DEPART, sp)
+
+    def _on_timeout(self, obj: object) -> None:
+        sp = obj if isinstance(obj, SimPod) else None
+        if sp is None or sp.state in (PodState.RUNNING, PodState.GONE):
+            return
+        self.stats.failed_spawns += 1
+        self.delete_pod(sp)
+
+    def _on_depart(self, obj: object) -> None:
+        sp = obj if isinstance(obj, SimPod) else None
+        if sp is not None:
+            self.delete_pod(sp)
+
+    # --- placeholders ----------------------------------------------------------------------
+
+    def _placeholders(self) -> list[SimPod]:
+        return [sp for sp in self.pods.values() if sp.placeholder]
+
+    def _on_recreate(self, _: object) -> None:
+        self._reconcile_placeholders()
+
+    def _on_plan(self, _: object) -> None:
+        window = 600.0
+        while self.recent_arrivals and self.recent_arrivals[0] < self.now - window:
+            self.recent_arrivals.popleft()
+        self._desired = dict(self.planner(self.observe(window)))
+        self._reconcile_placeholders()
+        self.at(self.now + PLAN_INTERVAL, Kind.PLAN)
+
+    def observe(self, window: float) -> PlaceholderObservation:
+        ready = sum(1 for n in self.nodes.values() if n.ready and not n.deleting)
+        users = [sp for sp in self.pods.values() if not sp.placeholder]
+        phs = self._placeholders()
+        pool = self.scenario.pool
+        req = self.placeholder_requests
+        per_node = min(
+            pool.cpu // req.cpu if req.cpu else pool.pods,
+            pool.memory // req.memory if req.memory else pool.pods,
+            pool.pods,
+        )
+        return PlaceholderObservation(
+            time=self.now,
+            pool=POOL,
+            nodes_ready=ready,
+            nodes_provisioning=self.pool_size() - ready,
+            users_running=sum(1 for u in users if u.state is PodState.RUNNING),
+            users_pending=sum(1 for u in users if u.state is PodState.PENDING),
+            placeholders_bound=sum(1 for p in phs if p.state is not PodState.PENDING),
+            placeholders_pending=sum(1 for p in phs if p.state is PodState.PENDING),
+            arrivals_per_minute=len(self.recent_arrivals) / (window / 60),
+            window=window,
+            users_per_node=per_node,
+        )
+
+    def _reconcile_placeholders(self) -> None:
+        desired = getattr(self, "_desired", {}).get(POOL, 0)
+        current = self._placeholders()
+        if len(current) < desired:
+            for _ in range(desired - len(current)):
+                self._new_pod(None)
+        elif len(current) > desired:
+            current.sort(key=lambda sp: (sp.state is not PodState.PENDING, sp.pod.created))
+            for sp in current[: len(current) - desired]:
+                self.delete_pod(sp)
+
+    # --- autoscaler and sampling hooks -----------------------------------------------------
+
+    def _on_autoscale(self, _: object) -> None:
+        self.autoscaler.loop()
+
+    def _on_sample(self, _: object) -> None:
+        users_running = users_pending = ph_bound = 0
+        for sp in self.pods.values():
+            if sp.placeholder:
+                ph_bound += sp.state is not PodState.PENDING
+            elif sp.state is PodState.RUNNING:
+                users_running += 1
+            elif sp.state is not PodState.GONE:
+                users_pending += 1
+        ready = sum(1 for n in self.nodes.values() if n.ready and not n.deleting)
+        self.stats.samples.append(
+            Sample(self.now, self.pool_size(), ready, users_running, users_pending, ph_bound)
+        )
+        self.at(self.now + SAMPLE_EVERY, Kind.SAMPLE)
+
+    # --- helpers for the autoscaler --------------------------------------------------------
+
+    def fits(self, pod: Pod, info: NodeInfo) -> bool:
+        return check_node(pod, info, IN_TREE_FILTER).fits
+
+    def info_with(self, info: NodeInfo, pod: Pod) -> NodeInfo:
+        return with_pod(info, replace(pod, node_name=info.name))

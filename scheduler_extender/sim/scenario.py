@@ -1,0 +1,374 @@
+"""Scenario files: what a simulated hub looks like, as validated data.
+
+A scenario names one user node pool, the users (generated arrivals, bursts, or a trace file), the
+culler, the images, placeholders, and the Cluster Autoscaler and kube-scheduler timing.  Every
+field has a default taken from DESIGN.md's simulator model (sources in benchmarks/README.md), so a
+scenario file only says what differs.  Files are YAML; a bad field is reported by its path
+(``users.profiles.0.memory: invalid quantity 'lots'``), never as a traceback.
+
+Durations accept seconds (``600``) or a number with a unit (``10m``, ``2h``, ``7d``); resources
+are Kubernetes quantities (``450M``, ``7910m``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from scheduler_extender.convert import ConversionError, quantity
+
+SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|min|m|h|d)?\s*$")
+
+
+class ScenarioError(ValueError):
+    """A scenario file or override that cannot be used; the message names the field."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``600``, ``"600"``, ``"10m"``, ``"1.5h"`` or ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"invalid duration {value!r} (examples: 600, 10m, 2h, 7d)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError("expected a duration")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("a duration must be finite and >= 0")
+    return seconds
+
+
+def _cpu(value: object) -> int:
+    try:
+        return math.ceil(quantity(value, "cpu") * 1000)
+    except ConversionError as exc:
+        raise ValueError(exc.problem) from None
+
+
+def _bytes(value: object) -> int:
+    try:
+        return math.ceil(quantity(value, "memory"))
+    except ConversionError as exc:
+        raise ValueError(exc.problem) from None
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Millicores = Annotated[int, BeforeValidator(_cpu)]
+Bytes = Annotated[int, BeforeValidator(_bytes)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Model):
+    """A uniform distribution ``[min, max]`` (seconds)."""
+
+    min: Duration
+    max: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+
+class Pool(_Model):
+    """The user node pool (one node type).  Allocatable is what kubelet reports, not capacity."""
+
+    instance_type: str = "n1-highmem-8"
+    cpu: Millicores = 7910
+    memory: Bytes = 47 * 1024**3
+    pods: int = Field(110, gt=0)
+    min_nodes: int = Field(0, ge=0)
+    max_nodes: int = Field(1000, gt=0)
+    initial_nodes: int = Field(1, ge=0)
+    #: Nodes are labelled hub.jupyter.org/node-purpose=user and tainted
+    #: hub.jupyter.org/dedicated=user:NoSchedule, as z2jh's user pool recommends.
+    dedicated: bool = True
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Pool:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError("min_nodes must be <= max_nodes")
+        if not self.min_nodes <= self.initial_nodes <= self.max_nodes:
+            raise ValueError("initial_nodes must be within min_nodes..max_nodes")
+        return self
+
+
+class Activity(_Model):
+    """How long a user stays active after their server starts (lognormal, capped)."""
+
+    median: Duration = 600.0
+    sigma: float = Field(1.0, ge=0)
+    max: Duration = 8 * 3600.0
+
+
+class Profile(_Model):
+    """One kind of user server (a KubeSpawner profile)."""
+
+    name: str = "default"
+    weight: float = Field(1.0, gt=0)
+    cpu: Millicores = 0
+    memory: Bytes = 512 * 1024**2
+    image: str = "docker.io/jupyter/scipy-notebook:latest"
+    activity: Activity = Activity()
+
+
+class Burst(_Model):
+    """``count`` users arriving uniformly within ``over`` seconds after ``at``."""
+
+    at: Duration
+    count: int = Field(gt=0)
+    over: Duration = 60.0
+    profile: str | None = None
+
+
+class Arrivals(_Model):
+    """A non-homogeneous Poisson process shaped by ``hourly`` (24 values) and ``weekly`` (7
+    values, Monday first) multipliers.  Give its level as ``rate_per_minute`` (the mean over a
+    whole week) or ``peak_per_minute`` (the rate at the busiest hour of the busiest day)."""
+
+    rate_per_minute: float = Field(0.0, ge=0)
+    peak_per_minute: float = Field(0.0, ge=0)
+    hourly: tuple[float, ...] = (1.0,) * 24
+    weekly: tuple[float, ...] = (1.0,) * 7
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Arrivals:
+        if len(self.hourly) != 24 or any(v < 0 for v in self.hourly):
+            raise ValueError("hourly needs 24 non-negative values")
+        if len(self.weekly) != 7 or any(v < 0 for v in self.weekly):
+            raise ValueError("weekly needs 7 non-negative values")
+        if self.rate_per_minute and self.peak_per_minute:
+            raise ValueError("give rate_per_minute or peak_per_minute, not both")
+        if (self.rate_per_minute or self.peak_per_minute) and (
+            sum(self.hourly) == 0 or sum(self.weekly) == 0
+        ):
+            raise ValueError("hourly and weekly cannot be all zero when arrivals are on")
+        return self
+
+
+class Users(_Model):
+    arrivals: Arrivals = Arrivals()
+    bursts: tuple[Burst, ...] = ()
+    profiles: tuple[Profile, ...] = (Profile(),)
+    #: A CSV trace (see workload.read_trace) replaces generated arrivals and bursts.  A relative
+    #: path is resolved against the scenario file's directory.
+    trace: str | None = None
+
+    @model_validator(mode="after")
+    def _profiles(self) -> Users:
+        if not self.profiles:
+            raise ValueError("at least one profile is needed")
+        names = [p.name for p in self.profiles]
+        if len(set(names)) != len(names):
+            raise ValueError("profile names must be unique")
+        for i, burst in enumerate(self.bursts):
+            if burst.profile is not None and burst.profile not in names:
+                raise ValueError(f"bursts.{i}.profile: unknown profile {burst.profile!r}")
+        return self
+
+
+class Culler(_Model):
+    """jupyterhub-idle-culler as z2jh runs it (``cull.timeout``, ``cull.every``,
+    ``cull.maxAge``; 0 disables the age limit)."""
+
+    timeout: Duration = 3600.0
+    every: Duration = 600.0
+    max_age: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> Culler:
+        if self.every <= 0:
+            raise ValueError("every must be > 0")
+        return self
+
+
+class Image(_Model):
+    name: str
+    #: Size matters to kube-scheduler's ImageLocality score only.
+    size: Bytes = 3 * 1024**3
+    pull: Range = Range(min=300.0, max=600.0)
+
+
+class Images(_Model):
+    #: Images not listed here pull in ``default_pull`` and count as 3 GiB.
+    known: tuple[Image, ...] = ()
+    default_pull: Range = Range(min=300.0, max=600.0)
+    #: The continuous image puller (a DaemonSet) pulls every listed image on a node as soon as
+    #: it is ready; off, the first user pod on a node pulls its image.
+    continuous_puller: bool = True
+
+
+class Spawner(_Model):
+    #: KubeSpawner's ``start_timeout``: a user not running by then has a failed spawn.
+    start_timeout: Duration = 300.0
+    #: Container start after the image is present (process start, readiness).
+    start_latency: Duration = 0.0
+
+
+class Placeholders(_Model):
+    """Static user placeholders (z2jh ``scheduling.userPlaceholder.replicas``)."""
+
+    count: int = Field(0, ge=0)
+    priority: int = -10
+    #: StatefulSet controller delay before an evicted placeholder is recreated.
+    recreate_delay: Duration = 1.0
+
+
+class Autoscaler(_Model):
+    """Cluster Autoscaler flags (names as in its command line).  ``mode: ideal`` replaces the
+    model with one that adds a ready node the moment a pod fits nowhere and removes a node the
+    moment it holds no user pod."""
+
+    mode: Literal["realistic", "ideal"] = "realistic"
+    scan_interval: Duration = 10.0
+    provisioning: Range = Range(min=120.0, max=300.0)
+    scale_down_utilization_threshold: float = Field(0.5, ge=0, le=1)
+    scale_down_unneeded_time: Duration = 600.0
+    scale_down_delay_after_add: Duration = 600.0
+    max_empty_bulk_delete: int = Field(10, gt=0)
+    max_drain_parallelism: int = Field(1, gt=0)
+    max_bulk_soft_taint_count: int = Field(10, ge=0)
+    expendable_pods_priority_cutoff: int = -10
+    #: Time from the delete decision until the node stops being billed.
+    node_deletion: Duration = 0.0
+
+
+class Scheduler(_Model):
+    """Timing of the simulated kube-scheduler and of the watch that feeds the extender."""
+
+    #: Seconds per scheduling cycle, per policy kind (None: the policy's own default).
+    cycle_seconds: float | None = Field(None, gt=0)
+    #: Delay from a bind (or any change) to the extender's watch seeing it.
+    watch_delay: Duration = 1.0
+    #: Delay from preemption to the preemptor's retry (victims' deletion with grace period 0).
+    preemption_retry: Duration = 1.0
+    #: kube-scheduler's pod backoff (podInitialBackoffSeconds, podMaxBackoffSeconds).
+    initial_backoff: Duration = 1.0
+    max_backoff: Duration = 10.0
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    duration: Duration = Field(86400.0, gt=0)
+    pool: Pool = Pool()
+    users: Users = Users()
+    culler: Culler = Culler()
+    images: Images = Images()
+    spawner: Spawner = Spawner()
+    placeholders: Placeholders = Placeholders()
+    autoscaler: Autoscaler = Autoscaler()
+    scheduler: Scheduler = Scheduler()
+    #: Directory the scenario was loaded from (for relative trace paths); not part of files.
+    base_dir: str | None = Field(None, exclude=True)
+
+    def image(self, name: str) -> Image:
+        for image in self.images.known:
+            if image.name == name:
+                return image
+        return Image(name=name, pull=self.images.default_pull)
+
+
+def describe_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def scenario_from_data(data: Any, source: str, base_dir: str | None = None) -> Scenario:
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{source}: expected a mapping at the top level")
+    try:
+        return Scenario.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ScenarioError(f"{source}: {describe_error(exc)}") from None
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped in the package."""
+    root = resources.files(SCENARIO_PACKAGE)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario by name, or a scenario file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"scenario file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        source, base = str(path), str(path.resolve().parent)
+    else:
+        names = builtin_scenarios()
+        if name_or_path not in names:
+            raise ScenarioError(
+                f"unknown scenario {name_or_path!r}; built in: {', '.join(names)} "
+                "(or give a path to a YAML file)"
+            )
+        res = resources.files(SCENARIO_PACKAGE).joinpath(f"{name_or_path}.yaml")
+        text = res.read_text(encoding="utf-8")
+        source, base = f"scenario {name_or_path}", None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    return scenario_from_data(data, source, base)
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_listify(v) for v in value]
+    return value
+
+
+def with_overrides(scenario: Scenario, overrides: Sequence[str]) -> Scenario:
+    """Apply ``dotted.path=value`` overrides (values parsed as YAML), e.g.
+    ``autoscaler.mode=ideal`` or ``placeholders.count=20``."""
+    data = _listify(scenario.model_dump(mode="python", exclude={"base_dir"}))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError(f"--set {item!r}: expected dotted.path=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node: Any = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                raise ScenarioError(f"--set {key}: no field {part!r}")
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        elif isinstance(node, dict) and last in node:
+            node[last] = value
+        else:
+            raise ScenarioError(f"--set {key}: no field {last!r}")
+    return scenario_from_data(data, f"scenario {scenario.name} with overrides", scenario.base_dir)

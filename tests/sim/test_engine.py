@@ -1,0 +1,98 @@
+"""Engine invariants: exact reproducibility, node-hour accounting, no overcommitment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scheduler_extender.sim.engine import Simulation
+from scheduler_extender.sim.metrics import result_of
+from scheduler_extender.sim.scenario import Scenario, scenario_from_data
+from scheduler_extender.sim.scheduler import parse_policy
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "duration": "4h",
+    "pool": {"cpu": "2", "memory": "4Gi", "pods": 20, "initial_nodes": 1, "max_nodes": 30},
+    "users": {
+        "arrivals": {"rate_per_minute": 2, "hourly": [1, 3, 1, 0.5] * 6},
+        "bursts": [{"at": "90m", "count": 25, "over": "3m"}],
+        "profiles": [{"cpu": "100m", "memory": "300Mi", "activity": {"median": "20m"}}],
+    },
+    "culler": {"timeout": 600, "every": 300},
+    "images": {"default_pull": {"min": 20, "max": 60}},
+    "placeholders": {"count": 3},
+    "autoscaler": {"provisioning": {"min": 60, "max": 180}},
+}
+
+
+def tiny(**changes: Any) -> Scenario:
+    data = {**TINY, **changes}
+    return scenario_from_data(data, "tiny")
+
+
+POLICIES = ["default", "z2jh", "extender", "extender-noassume"]
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=POLICIES)
+def test_same_seed_same_run(policy: str) -> None:
+    profile = parse_policy(policy)
+    a = result_of(Simulation(tiny(), profile, 5).run(), 0.0)
+    b = result_of(Simulation(tiny(), profile, 5).run(), 0.0)
+    assert a == b
+    assert a.binds > 50
+
+
+def test_every_policy_sees_the_same_users() -> None:
+    runs = [Simulation(tiny(), parse_policy(p), 9) for p in POLICIES]
+    assert all(r.users == runs[0].users for r in runs)
+    assert len(runs[0].users) > 100
+
+
+@pytest.mark.parametrize("mode", ["realistic", "ideal"], ids=["realistic", "ideal"])
+@pytest.mark.parametrize("policy", POLICIES, ids=POLICIES)
+def test_node_hours_are_fully_accounted(policy: str, mode: str) -> None:
+    scenario = tiny(autoscaler={**TINY["autoscaler"], "mode": mode})
+    result = result_of(Simulation(scenario, parse_policy(policy), 2).run(), 0.0)
+    parts = (
+        result.occupied_node_hours
+        + result.provisioning_node_hours
+        + result.placeholder_only_node_hours
+        + result.empty_node_hours
+    )
+    assert parts == pytest.approx(result.node_hours, rel=1e-9)
+    assert result.started + result.failed_spawns <= result.users
+    if mode == "ideal":
+        assert result.provisioning_node_hours == 0
+        # Nodes exist only while users run; users run at least from start to their departure.
+        assert result.node_hours >= 0.95 * result.lower_bound
+
+
+class Checked(Simulation):
+    """Fails the moment a bind overcommits a node in the scheduler's cache."""
+
+    def _bind(self, sp: Any, node_name: str) -> None:
+        super()._bind(sp, node_name)
+        info = self.cache.nodes[node_name]
+        alloc = info.node.allocatable
+        req = info.requested
+        assert req.cpu <= alloc.cpu and req.memory <= alloc.memory and req.pods <= alloc.pods
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    policy=st.sampled_from(POLICIES),
+    placeholders=st.integers(0, 8),
+    rate=st.floats(0.5, 6),
+)
+def test_never_overcommits(seed: int, policy: str, placeholders: int, rate: float) -> None:
+    scenario = tiny(
+        duration="2h",
+        placeholders={"count": placeholders},
+        users={**TINY["users"], "arrivals": {"rate_per_minute": rate}},
+    )
+    Checked(scenario, parse_policy(policy), seed).run()

@@ -1,0 +1,109 @@
+"""The simulator's extender decisions are the service's: replay them through the HTTP app.
+
+A small run of the ``extender`` policy records every prioritize and preempt call (the pod, the
+node names, the extender's own snapshot at that moment, and what the simulator used).  Each call
+is then sent, as kube-scheduler would send it, to the real FastAPI app serving that snapshot
+rebuilt from Kubernetes JSON; the replies must match exactly: scores, filter results (every node
+the simulated in-tree filters passed must pass the service's filter too) and kept preemption
+candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from fastapi.testclient import TestClient
+
+from scheduler_extender.app import create_app
+from scheduler_extender.config import Settings
+from scheduler_extender.core.filtering import filter_nodes
+from scheduler_extender.core.policy import PolicyConfig
+from scheduler_extender.sim.engine import Simulation
+from scheduler_extender.sim.scenario import scenario_from_data
+from scheduler_extender.sim.scheduler import PreemptCall, PrioritizeCall, parse_policy
+from scheduler_extender.state import StaticState, snapshot_from_objects
+from tests.sim.kubejson import pod_json, snapshot_objects
+
+SCENARIO = {
+    "name": "parity",
+    "duration": "3h",
+    "pool": {"cpu": "4", "memory": "8Gi", "pods": 30, "initial_nodes": 2, "max_nodes": 20},
+    "users": {
+        "arrivals": {"rate_per_minute": 3},
+        "bursts": [{"at": "1h", "count": 40, "over": "2m"}],
+        "profiles": [{"cpu": "100m", "memory": "512Mi", "activity": {"median": "15m"}}],
+    },
+    "culler": {"timeout": 600, "every": 120},
+    "images": {"default_pull": {"min": 30, "max": 90}, "continuous_puller": False},
+    "placeholders": {"count": 6},
+    "autoscaler": {"provisioning": {"min": 60, "max": 120}},
+}
+
+
+def settings_for(policy: PolicyConfig) -> Settings:
+    return Settings(**{f.name: getattr(policy, f.name) for f in fields(PolicyConfig)})
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[list[PrioritizeCall], list[PreemptCall], PolicyConfig]:
+    scenario = scenario_from_data(SCENARIO, "parity")
+    profile = parse_policy("extender")
+    assert profile.extender is not None
+    prioritize: list[PrioritizeCall] = []
+    preempt: list[PreemptCall] = []
+    Simulation(
+        scenario, profile, 3, on_prioritize=prioritize.append, on_preempt=preempt.append
+    ).run()
+    return prioritize, preempt, profile.extender.policy
+
+
+def _client(call: PrioritizeCall | PreemptCall, policy: PolicyConfig) -> TestClient:
+    nodes, pods = snapshot_objects(call.snapshot)
+    state = StaticState(snapshot_from_objects(nodes, pods))
+    return TestClient(create_app(settings_for(policy), state=state))
+
+
+def test_the_run_exercises_the_extender(
+    recorded: tuple[list[PrioritizeCall], list[PreemptCall], PolicyConfig],
+) -> None:
+    prioritize, preempt, _ = recorded
+    assert len(prioritize) > 100
+    assert len({len(c.names) for c in prioritize}) > 1
+    assert preempt, "placeholders were never preempted; the scenario no longer tests preempt"
+
+
+def test_prioritize_and_filter_match_the_http_app(
+    recorded: tuple[list[PrioritizeCall], list[PreemptCall], PolicyConfig],
+) -> None:
+    prioritize, _, policy = recorded
+    # Every 7th call keeps the test fast while covering the whole run.
+    for call in prioritize[::7]:
+        client = _client(call, policy)
+        body = {"Pod": pod_json(call.pod), "NodeNames": list(call.names)}
+        reply = client.post("/prioritize", json=body)
+        assert reply.status_code == 200, reply.text
+        assert [(e["Host"], e["Score"]) for e in reply.json()] == list(call.scores)
+        filtered = client.post("/filter", json=body).json()
+        core = filter_nodes(call.pod, call.names, call.snapshot, policy)
+        assert filtered["NodeNames"] == list(core.passed)
+        assert filtered["FailedNodes"] == dict(core.failed)
+        assert filtered["FailedAndUnresolvableNodes"] == dict(core.unresolvable)
+
+
+def test_preempt_matches_the_http_app(
+    recorded: tuple[list[PrioritizeCall], list[PreemptCall], PolicyConfig],
+) -> None:
+    _, preempt, policy = recorded
+    for call in preempt:
+        client = _client(call, policy)
+        body = {
+            "Pod": pod_json(call.pod),
+            "NodeNameToMetaVictims": {
+                c.node: {"Pods": [{"UID": uid} for uid in c.victims], "NumPDBViolations": 0}
+                for c in call.candidates
+            },
+        }
+        reply = client.post("/preempt", json=body)
+        assert reply.status_code == 200, reply.text
+        assert tuple(reply.json()["NodeNameToMetaVictims"]) == call.kept
