@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shlex
@@ -73,6 +74,12 @@ def main(argv: Sequence[str]) -> int:
     except (SnapshotFileError, OSError, ValueError) as exc:
         print(f"scheduler-extender serve: cannot load cluster state: {exc}", file=sys.stderr)
         return 2
+
+    # The state is a large, long-lived object graph (150k pods at the upstream envelope); keep
+    # the cyclic GC from re-walking it during requests (measured: p99 at 5,000 nodes roughly
+    # halves; see benchmarks/README.md).
+    gc.collect()
+    gc.freeze()
 
     import uvicorn
 

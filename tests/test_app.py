@@ -32,9 +32,10 @@ def _args(**override: Any) -> dict[str, Any]:
 
 BAD = [
     pytest.param(b"{not json", "invalid JSON", id="malformed-json"),
-    pytest.param(b"[]", "Input should be an object", id="array-instead-of-object"),
+    pytest.param(b"[]", "request body must be a JSON object, got array",
+                 id="array-instead-of-object"),
     pytest.param(json.dumps({"NodeNames": ["a"]}).encode(), "Pod: Field required", id="no-pod"),
-    pytest.param(json.dumps(_args(Pod=None)).encode(), "Pod: Input should be an object",
+    pytest.param(json.dumps(_args(Pod=None)).encode(), "Pod: Input should be a valid dictionary",
                  id="null-pod"),
     pytest.param(json.dumps(_args(NodeNames=None)).encode(), "one of Nodes or NodeNames",
                  id="neither-nodes-form"),

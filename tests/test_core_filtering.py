@@ -77,6 +77,8 @@ def _purpose_term(value: str) -> tuple[SelectorTerm, ...]:
                      False, False, "Too many pods", id="pod-count"),
         pytest.param(node("n", pods=0), pod(), [], CFG, False, True, "Too many pods",
                      id="no-pods-allowed"),
+        pytest.param(node("n", pods=1, cpu=1000), pod(cpu=2000), [pod(node_name="n")], CFG,
+                     False, True, "Insufficient cpu", id="full-but-also-never-fits"),
         pytest.param(node("n"), replace(pod(), requests=Resources(0, 0, 1, {"nvidia.com/gpu": 1})),
                      [], CFG, False, True, "Insufficient nvidia.com/gpu", id="missing-gpu"),
         pytest.param(node("n", scalar={"nvidia.com/gpu": 1}),
@@ -181,7 +183,7 @@ def test_filter_partitions_its_input_and_never_passes_a_node_that_cannot_fit(
         assert req.memory == 0 or req.memory <= free.memory
         assert not info.node.unschedulable
         assert all(t.key != "ToBeDeletedByClusterAutoscaler" for t in info.node.taints)
-    # an unresolvable node would refuse the pod even if it were empty
-    for name in outcome.unresolvable:
-        info = snap.nodes[name]
-        assert not check_node(the_pod, node_info(info.node), config).fits
+    # unresolvable exactly when the node would refuse the pod even if it were empty
+    for name in names:
+        empty = check_node(the_pod, node_info(snap.nodes[name].node), config)
+        assert (name in outcome.unresolvable) == (not empty.fits)

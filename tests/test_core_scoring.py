@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
 from scheduler_extender.core.scoring import (
+    image_fraction,
+    is_deletion_candidate,
     normalize,
     pack_score,
     raw_score,
@@ -208,3 +210,51 @@ def test_scores_are_in_range_monotonic_and_rank_gives_ten_only_to_the_best(
         for b, sb in outcome.scores:
             if raws[a] > raws[b]:
                 assert sa >= sb
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    user=st.tuples(st.integers(0, 9000), st.integers(0, 60 * GI)),
+    held=st.tuples(st.integers(0, 4000), st.integers(0, 30 * GI)),
+    capacity=st.tuples(st.integers(0, 8000), st.integers(0, 52 * GI)),
+    images=st.lists(st.sampled_from([IMAGE, "a", "b"]), unique=True, max_size=3),
+    on_node=st.frozensets(st.sampled_from([IMAGE, "a", "c"])),
+    purpose=st.sampled_from(list(NodePurpose)),
+    user_node=st.booleans(),
+    candidate=st.booleans(),
+    as_load=st.booleans(),
+    weights=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+)
+def test_fast_raw_score_equals_the_readable_terms(
+    user: tuple[int, int],
+    held: tuple[int, int],
+    capacity: tuple[int, int],
+    images: list[str],
+    on_node: frozenset[str],
+    purpose: NodePurpose,
+    user_node: bool,
+    candidate: bool,
+    as_load: bool,
+    weights: tuple[int, int],
+) -> None:
+    the_node = node(
+        "n", cpu=capacity[0], memory=capacity[1], user=user_node, images=on_node,
+        taints=[DELETION_CANDIDATE] if candidate else [],
+    )  # fmt: skip
+    info = node_info(
+        the_node,
+        [pod(cpu=user[0], memory=user[1], node_name="n"),
+         placeholder("n", cpu=held[0], memory=held[1])],
+    )  # fmt: skip
+    config = replace(
+        CFG, match_node_purpose=purpose, placeholders_as_load=as_load,
+        cpu_weight=weights[0], memory_weight=weights[1],
+    )  # fmt: skip
+    probe = pod(cpu=50, memory=512 * MI, images=images)
+    expected = (
+        pack_score(probe, info, config)
+        + config.image_weight * image_fraction(probe, info)
+        + (config.purpose_weight if purpose is not NodePurpose.IGNORE and user_node else 0.0)
+        - (config.deletion_candidate_penalty if is_deletion_candidate(info) else 0.0)
+    )
+    assert raw_score(probe, info, config) == pytest.approx(expected, abs=1e-12)

@@ -20,6 +20,7 @@ plugin scores, so 0 leaves the decision among them to the in-tree plugins.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,16 +28,11 @@ from scheduler_extender.core.policy import (
     DELETION_CANDIDATE_TAINT,
     MAX_EXTENDER_PRIORITY,
     MIN_EXTENDER_PRIORITY,
-    NODE_PURPOSE_LABEL,
-    NODE_PURPOSE_USER,
     NodePurpose,
     Normalization,
     PolicyConfig,
 )
 from scheduler_extender.core.types import NodeInfo, Pod, Snapshot
-
-#: Raw scores are rounded to this many decimals so equal loads always tie exactly.
-_DIGITS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +85,75 @@ def is_deletion_candidate(info: NodeInfo) -> bool:
 
 def raw_score(pod: Pod, info: NodeInfo, config: PolicyConfig) -> float:
     """The unnormalized preference for putting ``pod`` on ``info``'s node (higher is better)."""
-    score = pack_score(pod, info, config)
-    if config.image_weight and pod.images:
-        score += config.image_weight * image_fraction(pod, info)
-    if (
-        config.match_node_purpose is not NodePurpose.IGNORE
-        and info.node.labels.get(NODE_PURPOSE_LABEL) == NODE_PURPOSE_USER
-    ):
-        score += config.purpose_weight
-    if config.deletion_candidate_penalty and is_deletion_candidate(info):
-        score -= config.deletion_candidate_penalty
-    return round(score, _DIGITS)
+    return raw_scores(pod, (info,), config)[0]
+
+
+def raw_scores(pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig) -> list[float]:
+    """``raw_score`` for many nodes at once.
+
+    This is the service's hot path (every candidate node of every pod), so it is one flat loop
+    over each node's precomputed ``NodeTerms`` with everything pod- and config-derived hoisted out;
+    ``pack_score``, ``image_fraction`` and ``is_deletion_candidate`` state the same terms readably,
+    and the tests hold them equal.
+    """
+    total = config.cpu_weight + config.memory_weight
+    cpu_share = config.cpu_weight / total if total > 0 else 0.0
+    memory_share = config.memory_weight / total if total > 0 else 0.0
+    as_load = config.placeholders_as_load
+    purpose_weight = (
+        config.purpose_weight if config.match_node_purpose is not NodePurpose.IGNORE else 0.0
+    )
+    penalty = config.deletion_candidate_penalty
+    pod_cpu = pod.requests.cpu
+    pod_memory = pod.requests.memory
+    images = pod.images if config.image_weight else ()
+    image_weight = config.image_weight
+    single = images[0] if len(images) == 1 else None
+    image_share = image_weight / len(images) if images else 0.0
+    out: list[float] = []
+    append = out.append
+    for info in infos:
+        (
+            requested_cpu,
+            requested_memory,
+            user_cpu,
+            user_memory,
+            capacity_cpu,
+            capacity_memory,
+            user_purpose,
+            deletion_candidate,
+            present,
+        ) = info.terms
+        if as_load:
+            cpu = requested_cpu + pod_cpu
+            memory = requested_memory + pod_memory
+        else:
+            cpu = user_cpu + pod_cpu
+            memory = user_memory + pod_memory
+        if capacity_cpu <= 0 or cpu <= 0:
+            cpu_use = 0.0
+        else:
+            cpu_use = 1.0 if cpu >= capacity_cpu else cpu / capacity_cpu
+        if capacity_memory <= 0 or memory <= 0:
+            memory_use = 0.0
+        else:
+            memory_use = 1.0 if memory >= capacity_memory else memory / capacity_memory
+        score = cpu_share * cpu_use + memory_share * memory_use
+        if single is not None:
+            if single in present:
+                score += image_weight
+        elif images:
+            hits = 0
+            for image in images:
+                if image in present:
+                    hits += 1
+            score += image_share * hits
+        if user_purpose:
+            score += purpose_weight
+        if deletion_candidate:
+            score -= penalty
+        append(score)
+    return out
 
 
 def normalize(raws: Sequence[float], created: Sequence[float], config: PolicyConfig) -> list[int]:
@@ -113,14 +167,22 @@ def normalize(raws: Sequence[float], created: Sequence[float], config: PolicyCon
             return [MAX_EXTENDER_PRIORITY] * count
         span = high - low
         return [round(MAX_EXTENDER_PRIORITY * (r - low) / span) for r in raws]
+    levels = MAX_EXTENDER_PRIORITY - MIN_EXTENDER_PRIORITY
+    # Only nodes whose raw score is among the ten best distinct values can score above the
+    # minimum, so rank just those (usually a handful) instead of sorting every candidate.
+    threshold = heapq.nlargest(levels, set(raws))[-1]
+    top = [i for i, r in enumerate(raws) if r >= threshold]
     if config.prefer_older_nodes:
-        keys: list[tuple[float, float]] = [(-r, c) for r, c in zip(raws, created, strict=True)]
+        keys = {i: (-raws[i], created[i]) for i in top}
     else:
-        keys = [(-r, 0.0) for r in raws]
-    # Dense rank: equal keys share a score; the best key scores MAX_EXTENDER_PRIORITY.
-    distinct = sorted(set(keys))[: MAX_EXTENDER_PRIORITY - MIN_EXTENDER_PRIORITY]
-    level = {key: MAX_EXTENDER_PRIORITY - i for i, key in enumerate(distinct)}
-    return [level.get(key, MIN_EXTENDER_PRIORITY) for key in keys]
+        keys = {i: (-raws[i], 0.0) for i in top}
+    # Dense rank: equal keys share a level; the best key scores MAX_EXTENDER_PRIORITY.
+    ranked = sorted(set(keys.values()))[:levels]
+    level = {key: MAX_EXTENDER_PRIORITY - n for n, key in enumerate(ranked)}
+    result = [MIN_EXTENDER_PRIORITY] * count
+    for i, key in keys.items():
+        result[i] = level.get(key, MIN_EXTENDER_PRIORITY)
+    return result
 
 
 def score_nodes(
@@ -128,21 +190,21 @@ def score_nodes(
 ) -> ScoreOutcome:
     """Score each candidate node name for ``pod`` (input order kept)."""
     nodes = snapshot.nodes
-    order: list[str] = []
+    order = list(names)
     known: list[int] = []
-    raws: list[float] = []
-    created: list[float] = []
+    infos: list[NodeInfo] = []
     unknown: list[str] = []
-    for name in names:
+    for index, name in enumerate(order):
         info = nodes.get(name)
         if info is None:
             unknown.append(name)
         else:
-            known.append(len(order))
-            raws.append(raw_score(pod, info, config))
-            created.append(info.node.created)
-        order.append(name)
-    levels = normalize(raws, created, config)
+            known.append(index)
+            infos.append(info)
+    raws = raw_scores(pod, infos, config)
+    levels = normalize(raws, [info.node.created for info in infos], config)
+    if not unknown:
+        return ScoreOutcome(tuple(zip(order, levels, strict=True)), ())
     result = [MIN_EXTENDER_PRIORITY] * len(order)
     for index, level in zip(known, levels, strict=True):
         result[index] = level

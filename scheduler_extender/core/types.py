@@ -11,6 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
+
+from scheduler_extender.core.policy import (
+    DELETION_CANDIDATE_TAINT,
+    NODE_PURPOSE_LABEL,
+    NODE_PURPOSE_USER,
+)
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 _EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
@@ -150,18 +157,55 @@ class Node:
     created: float = 0.0
 
 
+class NodeTerms(NamedTuple):
+    """The numbers scoring reads for a node, flattened once when its ``NodeInfo`` is built.
+
+    Scoring runs for every candidate node of every pod; reading one tuple instead of walking
+    ``info.node.allocatable.cpu`` and friends makes it about four times faster.
+    """
+
+    requested_cpu: int
+    requested_memory: int
+    user_cpu: int
+    user_memory: int
+    allocatable_cpu: int
+    allocatable_memory: int
+    user_purpose: bool
+    deletion_candidate: bool
+    images: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A node with the pods assigned to it (bound or assumed) and their precomputed totals.
 
     ``requested`` sums every pod; ``placeholder_requested`` only the placeholder pods, so user load
     is their difference.  Build and update through ``core.snapshot`` so totals stay consistent.
+    ``terms`` is derived from the rest on construction.
     """
 
     node: Node
     pods: Mapping[str, Pod]
     requested: Resources
     placeholder_requested: Resources
+    terms: NodeTerms = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        node = self.node
+        requested = self.requested
+        placeholder = self.placeholder_requested
+        terms = NodeTerms(
+            requested.cpu,
+            requested.memory,
+            requested.cpu - placeholder.cpu,
+            requested.memory - placeholder.memory,
+            node.allocatable.cpu,
+            node.allocatable.memory,
+            node.labels.get(NODE_PURPOSE_LABEL) == NODE_PURPOSE_USER,
+            any(t.key == DELETION_CANDIDATE_TAINT for t in node.taints),
+            node.images,
+        )
+        object.__setattr__(self, "terms", terms)
 
     @property
     def name(self) -> str:
