@@ -1,0 +1,356 @@
+"""Live cluster state: two reflectors feed one applier thread that publishes immutable snapshots.
+
+Threads, and why:
+
+- one ``Reflector`` thread per kind (Nodes, Pods) does the blocking list/watch calls of the
+  synchronous ``kubernetes`` client and converts JSON to core values;
+- one *applier* thread owns the ``Store``: it drains everything queued (so bursts become one
+  batch), applies it, and publishes a new snapshot by assigning one attribute;
+- the asyncio loop that serves kube-scheduler only ever reads that attribute.  It never takes a
+  lock, never waits on the API server, and keeps answering while the API server flaps.
+
+``bind`` needs its assumption visible before it returns, so it queues the assumption to the
+applier and awaits a ``concurrent.futures.Future`` that resolves once the snapshot holding it is
+published (a thread hop, not a lock held by the event loop).  The Binding POST runs in a worker
+thread (``asyncio.to_thread``).  The pod is assumed *before* the POST: kube-scheduler binds
+asynchronously and may already be scoring the next pod, which must see this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from scheduler_extender.cache.reflector import CacheOptions, Change, Reflector
+from scheduler_extender.cache.store import Store
+from scheduler_extender.convert import (
+    DEFAULT_PLACEHOLDER_RULE,
+    ConversionError,
+    PlaceholderRule,
+    pod_from_json,
+)
+from scheduler_extender.core.types import Pod, Snapshot
+from scheduler_extender.kube import ApiError, Kind, KubeClient
+from scheduler_extender.state import Readiness
+from scheduler_extender.wire import ExtenderBindingArgs
+
+log = logging.getLogger(__name__)
+
+KINDS: tuple[Kind, ...] = ("nodes", "pods")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Work for the applier from another thread, answered through ``future``."""
+
+    run: Callable[[Store], Any]
+    future: Future[Any]
+
+
+class CacheMetrics:
+    """The cache's instruments, on the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry, state: LiveState) -> None:
+        self.events = Counter(
+            "scheduler_extender_cache_events_applied",
+            "Watch events applied to the cache, by kind and event type.",
+            ["kind", "type"],
+            registry=registry,
+        )
+        self.relists = Counter(
+            "scheduler_extender_cache_relists",
+            "Full lists, by kind and reason (initial, expired, too_large_resource_version).",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "scheduler_extender_cache_watch_restarts",
+            "Watches started again, by kind and reason (closed by the server, idle, error).",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.expired = Counter(
+            "scheduler_extender_cache_assumptions_expired",
+            "Assumed pods dropped because the watch did not confirm them in time.",
+            registry=registry,
+        )
+        since = Gauge(
+            "scheduler_extender_cache_seconds_since_last_event",
+            "Seconds since the last watch event or bookmark, by kind (NaN before the first).",
+            ["kind"],
+            registry=registry,
+        )
+        synced = Gauge(
+            "scheduler_extender_cache_synced",
+            "1 once the kind has been listed, else 0.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in KINDS:
+            since.labels(kind).set_function(partial(state.seconds_since_last_event, kind))
+            synced.labels(kind).set_function(partial(state.is_listed, kind))
+        Gauge(
+            "scheduler_extender_cache_assumed_pods",
+            "Pods bound through the extender and not yet confirmed by the watch.",
+            registry=registry,
+        ).set_function(lambda: float(len(state.assumed_uids())))
+        Gauge(
+            "scheduler_extender_cache_pods",
+            "Pods placed on known nodes in the current snapshot (bound or assumed).",
+            registry=registry,
+        ).set_function(lambda: float(len(state.snapshot().pod_nodes)))
+
+
+class LiveState:
+    """``ClusterState`` kept current by list+watch; also the assume cache for ``bind``."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        options: CacheOptions | None = None,
+        *,
+        rule: PlaceholderRule = DEFAULT_PLACEHOLDER_RULE,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.kube = kube
+        self.options = options or CacheOptions()
+        self.rule = rule
+        self.clock = clock
+        self._store = Store()
+        self._snapshot: Snapshot = self._store.snapshot
+        self._queue: queue.SimpleQueue[Change | _Request | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self.listed: set[Kind] = set()
+        self.publishes = 0
+        self._threads: list[threading.Thread] = []
+        self.metrics = CacheMetrics(registry, self) if registry is not None else None
+        rng = rng or random.Random()
+        self.reflectors = {
+            kind: Reflector(
+                kind,
+                kube,
+                self._queue.put,
+                self.options,
+                rule=rule,
+                clock=clock,
+                rng=random.Random(rng.random()),
+                stop=self._stop,
+                on_relist=self._count_relist,
+                on_restart=self._count_restart,
+            )
+            for kind in KINDS
+        }
+
+    # --- lifecycle ---
+
+    def start(self) -> LiveState:
+        if self._threads:
+            return self
+        applier = threading.Thread(target=self._apply_loop, name="cache-applier", daemon=True)
+        self._threads.append(applier)
+        for kind, reflector in self.reflectors.items():
+            self._threads.append(
+                threading.Thread(target=reflector.run, name=f"reflector-{kind}", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for reflector in self.reflectors.values():
+            reflector.interrupt()
+        self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Block until both kinds are listed and applied (startup, tests, benchmarks)."""
+        return self._synced.wait(timeout)
+
+    # --- ClusterState ---
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def readiness(self) -> Readiness:
+        missing = [kind for kind in KINDS if kind not in self.listed]
+        if missing:
+            return Readiness(False, f"waiting for the first list of {' and '.join(missing)}")
+        now = self.clock()
+        for kind, reflector in self.reflectors.items():
+            since = reflector.status.broken_since
+            if since is not None and now - since > self.options.staleness_seconds:
+                return Readiness(
+                    False,
+                    f"{kind} watch broken for {now - since:.0f}s (staleness_seconds="
+                    f"{self.options.staleness_seconds:g}): {reflector.status.last_error}",
+                )
+        return Readiness(True)
+
+    def describe(self) -> str:
+        snap = self._snapshot
+        state = "synced" if self._synced.is_set() else "syncing"
+        return (
+            f"live cluster state from {self.kube.source} ({state}: {len(snap.nodes)} nodes, "
+            f"{len(snap.pod_nodes)} pods)"
+        )
+
+    # --- observation ---
+
+    def seconds_since_last_event(self, kind: Kind) -> float:
+        last = self.reflectors[kind].status.last_event
+        return math.nan if last is None else self.clock() - last
+
+    def is_listed(self, kind: Kind) -> float:
+        return float(kind in self.listed)
+
+    def assumed_uids(self) -> frozenset[str]:
+        return frozenset(self._store.assumed)
+
+    # --- assume cache (any thread) ---
+
+    def _request(self, run: Callable[[Store], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self._stop.is_set():
+            future.set_exception(RuntimeError("live state is stopped"))
+        else:
+            self._queue.put(_Request(run, future))
+        return future
+
+    def assume(self, uid: str, node: str, pod: Pod | None = None) -> Future[str]:
+        """Count pod ``uid`` on ``node`` from the next snapshot on.  The future resolves, once
+        that snapshot is published, to "" or why the pod was not assumed."""
+        expires = self.clock() + self.options.assume_ttl_seconds
+        return self._request(lambda store: store.assume(uid, node, expires, pod))
+
+    def forget(self, uid: str) -> Future[bool]:
+        return self._request(lambda store: store.forget(uid))
+
+    # --- the applier ---
+
+    def _count_relist(self, kind: Kind, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.relists.labels(kind, reason).inc()
+
+    def _count_restart(self, kind: Kind, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.restarts.labels(kind, reason).inc()
+
+    def _wait(self) -> float:
+        expiry = self._store.next_expiry()
+        if expiry is None:
+            return 1.0
+        return min(1.0, max(0.0, expiry - self.clock()))
+
+    def _apply_loop(self) -> None:
+        store = self._store
+        while True:
+            try:
+                batch: list[Change | _Request | None] = [self._queue.get(timeout=self._wait())]
+            except queue.Empty:
+                batch = []
+            while len(batch) < 100_000:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            answers: list[tuple[Future[Any], Any]] = []
+            stopping = False
+            for item in batch:
+                if item is None:
+                    stopping = True
+                    continue
+                try:
+                    if isinstance(item, _Request):
+                        answers.append((item.future, item.run(store)))
+                        continue
+                    item.apply(store)
+                    if item.type == "LIST":
+                        self.listed.add(item.kind)
+                    elif self.metrics is not None:
+                        self.metrics.events.labels(item.kind, item.type).inc()
+                except Exception as exc:  # never let one bad change stop the cache
+                    log.exception("applying a %s change failed", getattr(item, "kind", "?"))
+                    if isinstance(item, _Request):
+                        answers.append((item.future, exc))
+            expired = store.expire(self.clock())
+            if expired and self.metrics is not None:
+                self.metrics.expired.inc(expired)
+            if store.pending:
+                self._snapshot = store.publish()
+                self.publishes += 1
+            if len(self.listed) == len(KINDS):
+                self._synced.set()
+            for future, answer in answers:
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+            if stopping:
+                return
+
+
+class LiveBinder:
+    """``app.Binder`` over the live state: assume, POST the Binding, forget on failure."""
+
+    def __init__(self, state: LiveState, kube: KubeClient) -> None:
+        self.state = state
+        self.kube = kube
+        self.timeout = state.options.bind_timeout_seconds
+
+    async def _assume(self, args: ExtenderBindingArgs) -> None:
+        why = await asyncio.wrap_future(self.state.assume(args.PodUID, args.Node))
+        if why != "unknown pod":
+            if why:
+                log.info("not assuming %s/%s: %s", args.PodNamespace, args.PodName, why)
+            return
+        # The pod watch has not delivered this pod yet: read it, so its requests count now.
+        try:
+            obj = await asyncio.to_thread(
+                self.kube.get_pod, args.PodNamespace, args.PodName, timeout=self.timeout
+            )
+            pod = pod_from_json(obj, self.state.rule)
+        except (ApiError, ConversionError, OSError) as exc:
+            log.warning("cannot read %s/%s to assume it: %s", args.PodNamespace, args.PodName, exc)
+            return
+        if args.PodUID and pod.uid != args.PodUID:
+            return  # a different pod of the same name; the binding's UID precondition fails
+        await asyncio.wrap_future(self.state.assume(pod.uid, args.Node, pod))
+
+    async def bind(self, args: ExtenderBindingArgs) -> str:
+        await self._assume(args)
+        try:
+            await asyncio.to_thread(
+                self.kube.bind,
+                args.PodNamespace,
+                args.PodName,
+                args.PodUID,
+                args.Node,
+                timeout=self.timeout,
+            )
+        except Exception as exc:
+            await asyncio.wrap_future(self.state.forget(args.PodUID))
+            detail = exc.message if isinstance(exc, ApiError) and exc.message else str(exc)
+            return (
+                f"binding pod {args.PodNamespace}/{args.PodName} to node {args.Node} failed: "
+                f"{detail or type(exc).__name__}"
+            )
+        return ""

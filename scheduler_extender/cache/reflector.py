@@ -1,0 +1,329 @@
+"""List+watch of one kind (Nodes or Pods), feeding converted changes to the cache.
+
+One ``Reflector`` per kind runs in its own thread, because the ``kubernetes`` client is
+synchronous and a watch is a blocking read that may last minutes; the asyncio loop serving
+kube-scheduler never waits on it.  The protocol follows client-go's reflector
+(ref: staging/src/k8s.io/client-go/tools/cache/reflector.go):
+
+1. **list** the whole collection in pages (``limit``/``continue``), a consistent read;
+2. **watch** from the list's resourceVersion with ``allowWatchBookmarks``, remembering the
+   resourceVersion of every event and bookmark;
+3. when a watch ends (the server's ``timeoutSeconds``, randomized in [t, 2t) as client-go does to
+   spread reconnects, or a dropped connection) **watch again** from the last resourceVersion;
+4. on ``410 Expired`` (compacted history) or "Too large resource version" (a restored etcd)
+   **relist**;
+5. on any other failure back off exponentially with jitter (client-go: 800 ms doubling to 30 s)
+   and retry, marking the kind *broken* until a list or watch connects again.
+
+Conversion to core values happens here, in the reflector's thread, so the single thread that
+applies changes only does dictionary work.  Objects that fail conversion are logged, counted and
+skipped; they never stop the watch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from urllib3.exceptions import ReadTimeoutError
+
+from scheduler_extender.cache.store import Store
+from scheduler_extender.convert import (
+    ConversionError,
+    PlaceholderRule,
+    is_terminal,
+    node_from_json,
+    pod_from_json,
+)
+from scheduler_extender.core.types import Node, Pod
+from scheduler_extender.kube import ApiError, Kind, KubeClient, Obj, WatchStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOptions:
+    """Timing of the live cache; ``Settings.cache_options()`` fills it from the settings."""
+
+    page_size: int = 500
+    watch_timeout_seconds: int = 300
+    watch_read_timeout_seconds: float = 90.0
+    request_timeout_seconds: float = 30.0
+    backoff_initial_seconds: float = 0.8
+    backoff_max_seconds: float = 30.0
+    staleness_seconds: float = 60.0
+    assume_ttl_seconds: float = 30.0
+    bind_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One unit of work for the store: a watch event or a whole (re)list of one kind."""
+
+    kind: Kind
+    type: str  # ADDED, MODIFIED, DELETED or LIST
+    apply: Callable[[Store], None]
+
+
+@dataclass(slots=True)
+class KindStatus:
+    """What one reflector reports about itself; written by its thread, read by anyone."""
+
+    kind: Kind
+    synced: bool = False
+    connected: bool = False
+    broken_since: float | None = None
+    last_error: str = ""
+    last_event: float | None = None
+    resource_version: str = ""
+    relists: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    conversion_errors: int = 0
+
+    def broken(self, now: float, error: str) -> None:
+        self.connected = False
+        self.last_error = error
+        if self.broken_since is None:
+            self.broken_since = now
+
+    def healthy(self) -> None:
+        self.connected = True
+        self.broken_since = None
+
+
+class Backoff:
+    """Capped exponential backoff with "equal jitter": the n-th delay is uniform in
+    [d/2, d] with d = min(cap, initial * 2**n), so retries from many replicas spread out."""
+
+    def __init__(self, initial: float, cap: float, rng: random.Random) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.rng = rng
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.initial * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return float(delay / 2 + self.rng.random() * delay / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def _uid(obj: Obj) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("uid") or "") if isinstance(meta, dict) else ""
+
+
+def _rv(obj: Obj) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+
+
+class Reflector:
+    """Keeps one kind in the store through list, watch, relist and backoff."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        kube: KubeClient,
+        sink: Callable[[Change], None],
+        options: CacheOptions,
+        *,
+        rule: PlaceholderRule,
+        clock: Callable[[], float],
+        rng: random.Random,
+        stop: threading.Event,
+        on_relist: Callable[[Kind, str], None] = lambda kind, reason: None,
+        on_restart: Callable[[Kind, str], None] = lambda kind, reason: None,
+    ) -> None:
+        self.kind = kind
+        self.kube = kube
+        self.sink = sink
+        self.options = options
+        self.rule = rule
+        self.clock = clock
+        self.rng = rng
+        self.stop = stop
+        self.status = KindStatus(kind)
+        self.backoff = Backoff(options.backoff_initial_seconds, options.backoff_max_seconds, rng)
+        self._on_relist = on_relist
+        self._on_restart = on_restart
+        self._stream: WatchStream | None = None
+
+    # --- conversion ---
+
+    def _convert(self, obj: Obj) -> Node | Pod | None:
+        try:
+            if self.kind == "nodes":
+                return node_from_json(obj)
+            return pod_from_json(obj, self.rule)
+        except ConversionError as exc:
+            self.status.conversion_errors += 1
+            log.warning("skipping %s object that cannot be converted: %s", self.kind, exc)
+            return None
+
+    def _change(self, event_type: str, obj: Obj) -> Change | None:
+        if self.kind == "nodes":
+            meta = obj.get("metadata")
+            name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+            if event_type == "DELETED":
+                return Change("nodes", event_type, lambda s: s.delete_node(name))
+            node = self._convert(obj)
+            if not isinstance(node, Node):
+                return None
+            return Change("nodes", event_type, lambda s: s.upsert_node(node))
+        uid = _uid(obj)
+        if event_type == "DELETED" or is_terminal(obj):
+            return Change("pods", event_type, lambda s: s.delete_pod(uid))
+        pod = self._convert(obj)
+        if not isinstance(pod, Pod):
+            return None
+        return Change("pods", event_type, lambda s: s.upsert_pod(pod))
+
+    # --- list ---
+
+    def _list(self, reason: str) -> str:
+        token = ""
+        converted: list[Any] = []
+        while True:
+            page = self.kube.list(
+                self.kind,
+                limit=self.options.page_size,
+                continue_token=token,
+                timeout=self.options.request_timeout_seconds,
+            )
+            for item in page.items:
+                if self.kind == "pods" and is_terminal(item):
+                    continue
+                value = self._convert(item)
+                if value is not None:
+                    converted.append(value)
+            if not page.continue_token or self.stop.is_set():
+                break
+            token = page.continue_token
+        if self.kind == "nodes":
+            nodes: list[Node] = converted
+            self.sink(Change("nodes", "LIST", lambda s: s.replace_nodes(nodes)))
+        else:
+            pods: list[Pod] = converted
+            self.sink(Change("pods", "LIST", lambda s: s.replace_pods(pods)))
+        self.status.relists[reason] = self.status.relists.get(reason, 0) + 1
+        self._on_relist(self.kind, reason)
+        self.status.synced = True
+        self.status.healthy()
+        self.status.resource_version = page.resource_version
+        self.backoff.reset()
+        log.info(
+            "listed %d %s at resourceVersion %s (%s)",
+            len(converted),
+            self.kind,
+            page.resource_version,
+            reason,
+        )
+        return page.resource_version
+
+    # --- watch ---
+
+    def _watch(self, rv: str) -> str:
+        """Watch from ``rv`` until the stream ends.  Returns the resourceVersion to resume from,
+        or "" when the history is gone and a relist is needed (``self.relist_reason`` says why)."""
+        timeout = int(self.options.watch_timeout_seconds * (1 + self.rng.random()))
+        stream = self.kube.watch(
+            self.kind,
+            resource_version=rv,
+            timeout_seconds=max(1, timeout),
+            read_timeout=self.options.watch_read_timeout_seconds,
+        )
+        self._stream = stream
+        if self.stop.is_set():
+            stream.close()
+            return rv
+        self.status.healthy()
+        try:
+            for event in stream:
+                now = self.clock()
+                self.status.last_event = now
+                if event.type == "BOOKMARK":
+                    rv = _rv(event.object) or rv
+                    self.status.resource_version = rv
+                    self.backoff.reset()
+                    continue
+                if event.type == "ERROR":
+                    error = ApiError.from_status(event.object)
+                    if error.expired:
+                        self.relist_reason = "expired"
+                        return ""
+                    if error.too_large_resource_version:
+                        self.relist_reason = "too_large_resource_version"
+                        return ""
+                    raise error
+                if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+                    log.warning("ignoring %s watch event of unknown type %r", self.kind, event.type)
+                    continue
+                change = self._change(event.type, event.object)
+                if change is not None:
+                    self.sink(change)
+                rv = _rv(event.object) or rv
+                self.status.resource_version = rv
+                self.backoff.reset()
+        finally:
+            self._stream = None
+            stream.close()
+        return rv
+
+    # --- the loop ---
+
+    relist_reason = "initial"
+
+    def run(self) -> None:
+        """List, then watch and re-watch until ``stop`` is set."""
+        rv = ""
+        while not self.stop.is_set():
+            try:
+                if not rv:
+                    rv = self._list(self.relist_reason)
+                    continue
+                resumed = self._watch(rv)
+                if not resumed:
+                    rv = ""
+                    continue
+                rv = resumed
+                if not self.stop.is_set():
+                    self._restarted("closed")
+            except ApiError as exc:
+                if exc.expired and not rv:
+                    self.relist_reason = "expired"
+                self._failed(str(exc))
+            except ReadTimeoutError:
+                # A silent connection: reconnect at once; if the server is gone, that fails.
+                self._restarted("idle")
+            except Exception as exc:
+                if self.stop.is_set():
+                    break
+                self._failed(f"{type(exc).__name__}: {exc}")
+            # A watch that failed mid-stream resumes after the last event it delivered.
+            if rv:
+                rv = self.status.resource_version or rv
+        log.debug("%s reflector stopped", self.kind)
+
+    def _restarted(self, reason: str) -> None:
+        self.status.restarts[reason] = self.status.restarts.get(reason, 0) + 1
+        self._on_restart(self.kind, reason)
+
+    def _failed(self, error: str) -> None:
+        self.status.broken(self.clock(), error)
+        self._restarted("error")
+        delay = self.backoff.next()
+        log.warning("%s list/watch failed (%s); retrying in %.2fs", self.kind, error, delay)
+        self.stop.wait(delay)
+
+    def interrupt(self) -> None:
+        """Unblock a watch read from another thread (used when stopping)."""
+        stream = self._stream
+        if stream is not None:
+            stream.close()

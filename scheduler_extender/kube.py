@@ -1,0 +1,297 @@
+"""The one thin wrapper over the ``kubernetes`` client: every call the extender makes to the API.
+
+Everything that talks to kube-apiserver goes through ``KubeClient``, so it is the single seam for
+tests (they run the real client against ``tests/fakeapi``, or replace this class).  It does no
+caching, retrying or threading of its own: the reflector decides when to list, watch and back off.
+
+Responses are read raw (``_preload_content=False``) and parsed with orjson instead of the client's
+model deserialization: the cache needs plain JSON for ``convert`` anyway, and building
+``V1Pod`` models first costs far more than the parse (``benchmarks/cache_sync.py`` measures it).
+It also sidesteps the client failing to deserialize the ``Status`` that ``pods/binding`` returns
+(ref: https://github.com/kubernetes-client/python/issues/825).
+
+Config discovery follows the usual order: in-cluster service account, else a kubeconfig (the
+given path, else ``$KUBECONFIG``, else ``~/.kube/config``), with an optional context.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["nodes", "pods"]
+Obj = dict[str, Any]
+
+#: The service account token every in-cluster pod gets (ref: client-go rest.InClusterConfig).
+SERVICE_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+class KubeConfigError(RuntimeError):
+    """A cluster configuration was found but cannot be used (bad kubeconfig, unknown context)."""
+
+
+class ApiError(Exception):
+    """The API server answered with an error ``Status`` (HTTP error or watch ERROR event)."""
+
+    def __init__(self, code: int, reason: str, message: str, causes: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{code} {reason}: {message}" if reason else f"{code}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.causes = causes
+
+    @classmethod
+    def from_status(cls, status: Any, default_code: int = 0) -> ApiError:
+        if not isinstance(status, Mapping):
+            return cls(default_code, "", str(status)[:500])
+        details = status.get("details")
+        causes: tuple[str, ...] = ()
+        if isinstance(details, Mapping):
+            causes = tuple(
+                str(c.get("reason") or c.get("type") or "")
+                for c in details.get("causes") or ()
+                if isinstance(c, Mapping)
+            )
+        code = status.get("code")
+        return cls(
+            code if isinstance(code, int) else default_code,
+            str(status.get("reason") or ""),
+            str(status.get("message") or ""),
+            causes,
+        )
+
+    @property
+    def expired(self) -> bool:
+        """410 Gone/Expired: the resourceVersion or continue token is compacted; relist."""
+        return self.code == 410 or self.reason in ("Expired", "Gone")
+
+    @property
+    def too_large_resource_version(self) -> bool:
+        """The server has not seen this resourceVersion (a restored etcd); relist.
+        ref: k8s.io/apiserver/pkg/storage/errors.go NewTooLargeResourceVersionError."""
+        return "ResourceVersionTooLarge" in self.causes or self.message.startswith(
+            "Too large resource version"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One decoded watch event: ``type`` is ADDED, MODIFIED, DELETED, BOOKMARK or ERROR."""
+
+    type: str
+    object: Obj
+
+
+def _api_error(exc: Any) -> ApiError:
+    """An ``ApiError`` from the client's ``ApiException`` (its body is a Status, usually)."""
+    body = getattr(exc, "body", None)
+    status: Any = None
+    if body:
+        try:
+            status = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            status = None
+    code = int(getattr(exc, "status", 0) or 0)
+    if isinstance(status, Mapping):
+        return ApiError.from_status(status, code)
+    return ApiError(code, str(getattr(exc, "reason", "") or ""), str(body or exc)[:500])
+
+
+class WatchStream:
+    """An open watch: iterate for events; ``close()`` from any thread ends the iteration."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        buffer = b""
+        try:
+            for chunk in self._response.stream(1 << 16, decode_content=False):
+                if self._closed.is_set():
+                    return
+                buffer += chunk
+                if b"\n" not in chunk:
+                    continue
+                lines = buffer.split(b"\n")
+                buffer = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield _decode_event(line)
+        finally:
+            self.close()
+        # A stream that ended without a final newline ends mid-event: the half line is dropped
+        # and the caller re-watches from the last complete event it saw.
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        shutdown = getattr(self._response, "shutdown", None)  # urllib3 >= 2.3: unblocks a read
+        try:
+            if shutdown is not None:
+                shutdown()
+            self._response.close()
+            # Only now hand the (closed) connection back: a half-read stream must never be reused.
+            self._response.release_conn()
+        except Exception:  # pragma: no cover - closing a broken socket
+            log.debug("closing watch response failed", exc_info=True)
+
+
+def _decode_event(line: bytes) -> WatchEvent:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(0, "BadWatchEvent", f"undecodable watch event: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event without an object: {line[:200]!r}")
+    return WatchEvent(str(data.get("type") or ""), data["object"])
+
+
+class KubeClient:
+    """Typed calls the extender needs, over one ``kubernetes.client.ApiClient``."""
+
+    def __init__(self, api_client: Any, source: str) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.source = source
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.core, method)(*args, _preload_content=False, **kwargs)
+        except ApiException as exc:
+            raise _api_error(exc) from None
+
+    def list(self, kind: Kind, *, limit: int, continue_token: str, timeout: float) -> ListPage:
+        """One page of a cluster-wide list, as a consistent read (resourceVersion unset).
+
+        Unset resourceVersion with ``limit`` is the paged, consistent LIST of the API concepts
+        doc; "0" would be served from the watch cache and ignore ``limit``
+        (ref: https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions).
+        """
+        method = "list_node" if kind == "nodes" else "list_pod_for_all_namespaces"
+        kwargs: dict[str, Any] = {"limit": limit, "_request_timeout": timeout}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        response = self._call(method, **kwargs)
+        try:
+            data = orjson.loads(response.data)
+        finally:
+            response.release_conn()
+        meta = data.get("metadata") or {}
+        return ListPage(
+            data.get("items") or [],
+            str(meta.get("resourceVersion") or ""),
+            str(meta.get("continue") or ""),
+        )
+
+    def watch(
+        self, kind: Kind, *, resource_version: str, timeout_seconds: int, read_timeout: float
+    ) -> WatchStream:
+        """A watch from ``resource_version`` with bookmarks.  The server ends it after
+        ``timeout_seconds``; a silent connection fails after ``read_timeout``."""
+        method = "list_node" if kind == "nodes" else "list_pod_for_all_namespaces"
+        response = self._call(
+            method,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _request_timeout=(min(10.0, read_timeout), read_timeout),
+        )
+        return WatchStream(response)
+
+    def get_pod(self, namespace: str, name: str, *, timeout: float) -> Obj:
+        response = self._call("read_namespaced_pod", name, namespace, _request_timeout=timeout)
+        try:
+            data: Obj = orjson.loads(response.data)
+        finally:
+            response.release_conn()
+        return data
+
+    def bind(self, namespace: str, name: str, uid: str, node: str, *, timeout: float) -> None:
+        """POST the pod's ``binding`` subresource; the UID makes it a precondition, so a
+        recreated pod of the same name is never bound by mistake."""
+        body = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, uid=uid or None),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
+        )
+        response = self._call(
+            "create_namespaced_pod_binding", name, namespace, body, _request_timeout=timeout
+        )
+        try:
+            response.read()  # drain the Status so the connection can be reused
+        finally:
+            response.release_conn()
+
+
+def in_cluster(environ: Mapping[str, str] = os.environ) -> bool:
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_TOKEN.is_file()
+
+
+def kubeconfig_path(explicit: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The kubeconfig to use: ``explicit``, else the first existing file in ``$KUBECONFIG``,
+    else ``~/.kube/config``; None when there is none."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise KubeConfigError(f"kubeconfig not found: {explicit}")
+        return explicit
+    for part in (environ.get("KUBECONFIG") or "").split(os.pathsep):
+        if part and Path(part).expanduser().is_file():
+            return Path(part).expanduser()
+    default = Path("~/.kube/config").expanduser()
+    return default if default.is_file() else None
+
+
+def connect(
+    *,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> KubeClient | None:
+    """A client for the cluster this process should use, or None when no config is found.
+
+    An explicit ``kubeconfig`` (or ``context``) wins over in-cluster config, so an operator can
+    point a pod at another cluster; otherwise in-cluster config wins over ``~/.kube/config``.
+    """
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and context is None and in_cluster(environ):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return KubeClient(client.ApiClient(configuration), "in-cluster service account")
+        path = kubeconfig_path(kubeconfig, environ)
+        if path is None:
+            if context is not None:
+                raise KubeConfigError(f"context {context!r} given but no kubeconfig found")
+            return None
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(path),
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (config.ConfigException, OSError, ValueError) as exc:
+        raise KubeConfigError(f"cannot load cluster config: {exc}") from exc
+    where = f"kubeconfig {path}" + (f" context {context}" if context else "")
+    return KubeClient(client.ApiClient(configuration), where)
