@@ -60,7 +60,12 @@ def node_json(
                 {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure"},
             ],
             "images": [{"names": [f"{img}", f"{img.split(':')[0]}@sha256:{'ab' * 32}"], "sizeBytes": 1_900_000_000} for img in images],
-            "nodeInfo": {"kubeletVersion": "v1.36.0", "containerRuntimeVersion": "containerd://2.1.0", "osImage": "Container-Optimized OS"},
+            "nodeInfo": {
+                "architecture": "amd64", "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+                "containerRuntimeVersion": "containerd://2.1.0", "kernelVersion": "6.6.56+",
+                "kubeProxyVersion": "", "kubeletVersion": "v1.36.0", "machineID": uuid.uuid5(uuid.NAMESPACE_URL, name).hex,
+                "operatingSystem": "linux", "osImage": "Container-Optimized OS from Google", "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
+            },
         },
     }  # fmt: skip
 
