@@ -93,6 +93,7 @@ def test_bind_assumes_before_the_post_and_the_watch_confirms(
     ],
 )
 def test_failed_binding_replies_with_the_error_and_forgets(
+    *,
     server: FakeApiServer,
     live: LiveState,
     client: TestClient,

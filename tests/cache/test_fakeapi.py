@@ -91,7 +91,8 @@ def test_field_selector_watch_reports_leaving_as_deleted(server: FakeApiServer) 
     rv = raw(server, "/api/v1/pods")[1]["metadata"]["resourceVersion"]
     server.store.create(PODS, "jhub", pod_json("jupyter-f", phase="Pending"))
     server.store.patch(PODS, "jhub", "jupyter-f", {"status": {"phase": "Succeeded"}})
-    path = f"/api/v1/pods?watch=true&resourceVersion={rv}&timeoutSeconds=1&fieldSelector=status.phase%21%3DSucceeded"
+    selector = "status.phase%21%3DSucceeded"  # status.phase!=Succeeded
+    path = f"/api/v1/pods?watch=true&resourceVersion={rv}&timeoutSeconds=1&fieldSelector={selector}"
     events = [(e["type"], e["object"]["status"]["phase"]) for e in watch_lines(server, path)]
     assert events == [("ADDED", "Pending"), ("DELETED", "Succeeded")]
 
