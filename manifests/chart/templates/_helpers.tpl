@@ -1,0 +1,157 @@
+{{- /* Names ------------------------------------------------------------------------------ */}}
+
+{{- define "se.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- /* The release's base name: the release name when it already contains the chart name. */}}
+{{- define "se.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "se.userScheduler.fullname" -}}{{ include "se.fullname" . }}-user-scheduler{{- end }}
+{{- define "se.userScheduler.lease" -}}{{ include "se.fullname" . }}-user-scheduler{{- end }}
+{{- define "se.placeholders.fullname" -}}{{ include "se.fullname" . }}-placeholders{{- end }}
+{{- define "se.placeholders.lease" -}}{{ include "se.fullname" . }}-placeholders{{- end }}
+{{- define "se.continuousPuller.fullname" -}}{{ include "se.fullname" . }}-continuous-image-puller{{- end }}
+{{- define "se.hookPuller.fullname" -}}{{ include "se.fullname" . }}-hook-image-puller{{- end }}
+{{- define "se.awaiter.fullname" -}}{{ include "se.fullname" . }}-hook-image-awaiter{{- end }}
+{{- define "se.pullerChecksum.fullname" -}}{{ include "se.fullname" . }}-image-puller{{- end }}
+{{- define "se.defaultPriority.fullname" -}}{{ include "se.fullname" . }}-default-priority{{- end }}
+{{- define "se.pullerPriority.fullname" -}}{{ include "se.fullname" . }}-image-puller{{- end }}
+{{- define "se.placeholderPriority.fullname" -}}{{ include "se.fullname" . }}-user-placeholder{{- end }}
+
+{{- define "se.userScheduler.serviceAccountName" -}}
+{{- $sa := .Values.scheduling.userScheduler.serviceAccount }}
+{{- if $sa.create }}{{ default (include "se.userScheduler.fullname" .) $sa.name }}{{ else }}{{ default "default" $sa.name }}{{ end }}
+{{- end }}
+
+{{- define "se.placeholders.serviceAccountName" -}}
+{{- $sa := .Values.scheduling.userPlaceholder.controller.serviceAccount }}
+{{- if $sa.create }}{{ default (include "se.placeholders.fullname" .) $sa.name }}{{ else }}{{ default "default" $sa.name }}{{ end }}
+{{- end }}
+
+{{- define "se.awaiter.serviceAccountName" -}}
+{{- $sa := .Values.prePuller.hook.serviceAccount }}
+{{- if $sa.create }}{{ default (include "se.awaiter.fullname" .) $sa.name }}{{ else }}{{ default "default" $sa.name }}{{ end }}
+{{- end }}
+
+{{- /* Labels: call with (dict "root" $ "component" "user-scheduler") ------------------------ */}}
+
+{{- define "se.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "se.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "se.labels" -}}
+{{ include "se.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{- /* Images: call with (dict "root" $ "image" .Values.x.image) ---------------------------- */}}
+
+{{- define "se.image" -}}
+{{- if not .image.name }}{{ fail "an image name is empty: set image.name (and the other *.image.name values)" }}{{ end }}
+{{- .image.name }}:{{ .image.tag | default .root.Chart.AppVersion }}
+{{- end }}
+
+{{- define "se.imagePullPolicy" -}}
+{{- with .pullPolicy }}imagePullPolicy: {{ . }}{{ end }}
+{{- end }}
+
+{{- /* imagePullSecrets of a list of image dicts, deduplicated. */}}
+{{- define "se.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range . }}
+{{- range .pullSecrets }}
+{{- if kindIs "map" . }}{{ $names = append $names .name }}{{ else }}{{ $names = append $names . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- with $names | uniq }}
+{{- $secrets := list }}
+{{- range . }}{{ $secrets = append $secrets (dict "name" .) }}{{ end }}
+{{- dict "imagePullSecrets" $secrets | toYaml }}
+{{- end }}
+{{- end }}
+
+{{- /* Scheduling ------------------------------------------------------------------------- */}}
+
+{{- /* Tolerations of user pods: the dedicated-node taints plus singleuser.extraTolerations. */}}
+{{- define "se.userTolerations" -}}
+{{- concat .Values.scheduling.userPods.tolerations .Values.singleuser.extraTolerations | toYaml }}
+{{- end }}
+
+{{- /* Node affinity toward hub.jupyter.org/node-purpose=<purpose>: call with
+      (dict "match" "prefer|require|ignore" "purpose" "user|core"). Empty when ignore. */}}
+{{- define "se.purposeNodeAffinity" -}}
+{{- $term := dict "matchExpressions" (list (dict "key" "hub.jupyter.org/node-purpose" "operator" "In" "values" (list .purpose))) }}
+{{- if eq .match "require" -}}
+nodeAffinity:
+  requiredDuringSchedulingIgnoredDuringExecution:
+    nodeSelectorTerms:
+      {{- list $term | toYaml | nindent 6 }}
+{{- else if eq .match "prefer" -}}
+nodeAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      preference:
+        {{- $term | toYaml | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{- define "se.coreAffinity" -}}
+{{- include "se.purposeNodeAffinity" (dict "match" .Values.scheduling.corePods.nodeAffinity.matchNodePurpose "purpose" "core") }}
+{{- end }}
+
+{{- define "se.userAffinity" -}}
+{{- include "se.purposeNodeAffinity" (dict "match" .Values.scheduling.userPods.nodeAffinity.matchNodePurpose "purpose" "user") }}
+{{- end }}
+
+{{- /* The host kube-scheduler dials to reach the extender listening on `host`. */}}
+{{- define "se.extender.dialHost" -}}
+{{- $host := .Values.scheduling.userScheduler.extender.host | toString }}
+{{- if or (eq $host "") (eq $host "0.0.0.0") }}127.0.0.1
+{{- else if eq $host "::" }}[::1]
+{{- else if contains ":" $host }}[{{ $host }}]
+{{- else }}{{ $host }}
+{{- end }}
+{{- end }}
+
+{{- define "se.extender.url" -}}
+http://{{ include "se.extender.dialHost" . }}:{{ .Values.scheduling.userScheduler.extender.port | int }}
+{{- end }}
+
+{{- /* A probe that runs inside the container: the kubelet cannot reach a loopback listener.
+      Call with (dict "root" $ "path" "/healthz"). */}}
+{{- define "se.extender.probeExec" -}}
+exec:
+  command:
+    - python
+    - -c
+    - "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)"
+    - {{ include "se.extender.url" .root }}{{ .path }}
+{{- end }}
+
+{{- /* A writable /tmp for containers with a read-only root filesystem. */}}
+{{- define "se.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}
+
+{{- define "se.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}

@@ -1,0 +1,189 @@
+"""Placeholders: the controller's config file (the contract with the controller issue), the
+PriorityClasses that make users preempt placeholders, and the guards against unsafe values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from helm_python import HelmRenderError, HelmValuesError
+
+from scheduler_extender import cli
+from tests.chart.conftest import Obj, one, render_values, rendered
+
+PREFIX = "hub-sched-scheduler-extender"
+CONFIG_KEYS = {
+    "namespace", "leaseName", "schedulerName", "priorityClassName", "image", "resyncSeconds",
+    "pools",
+}  # fmt: skip
+POOL_KEYS = {"name", "size", "requests", "nodeSelector", "tolerations", "affinity", "count"}
+COUNT_KEYS = {"mode", "static", "min", "max", "safety", "windows"}
+USER_TOLERATIONS = [
+    {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal",
+     "value": "user"},
+    {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal",
+     "value": "user"},
+]  # fmt: skip
+
+
+def placeholder_config(docs: list[tuple[str, Obj]]) -> dict[str, Any]:
+    cm = one(docs, "ConfigMap", f"{PREFIX}-placeholders")
+    config: dict[str, Any] = yaml.safe_load(cm["data"]["placeholders.yaml"])
+    return config
+
+
+def test_disabled_by_default() -> None:
+    names = {o["metadata"]["name"] for _, o in rendered("defaults")}
+    assert not any("placeholder" in n for n in names)
+
+
+def test_default_pool_from_z2jh_values() -> None:
+    config = placeholder_config(rendered("no-tolerations"))
+    assert config == {
+        "namespace": "jhub",
+        "leaseName": f"{PREFIX}-placeholders",
+        "schedulerName": "user-scheduler",
+        "priorityClassName": f"{PREFIX}-user-placeholder",
+        "image": "registry.k8s.io/pause:3.10",
+        "resyncSeconds": 60,
+        "pools": [
+            {
+                "name": "default",
+                "size": "user",
+                "requests": {"memory": "1G"},  # singleuser.memory.guarantee
+                "nodeSelector": {},
+                "tolerations": [],
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 100,
+                                "preference": {
+                                    "matchExpressions": [
+                                        {
+                                            "key": "hub.jupyter.org/node-purpose",
+                                            "operator": "In",
+                                            "values": ["user"],
+                                        }
+                                    ]
+                                },
+                            }
+                        ]
+                    }
+                },
+                "count": {
+                    "mode": "static", "static": 2, "min": 0, "max": 20, "safety": 1.5,
+                    "windows": [],
+                },
+            }
+        ],
+    }  # fmt: skip
+
+
+def test_explicit_pools_fill_in_user_values() -> None:
+    config = placeholder_config(rendered("everything-on"))
+    assert set(config) == CONFIG_KEYS
+    assert config["resyncSeconds"] == 30
+    default, evening, adaptive = config["pools"]
+    for pool in config["pools"]:
+        assert set(pool) == POOL_KEYS
+        assert set(pool["count"]) == COUNT_KEYS
+        assert pool["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert default["requests"] == {"cpu": 0.05, "memory": "512M"}
+    assert default["tolerations"] == [
+        *USER_TOLERATIONS,
+        {"effect": "NoSchedule", "key": "example.org/spot", "operator": "Exists"},
+    ]
+    assert default["nodeSelector"] == {"hub.jupyter.org/node-purpose": "user"}
+    assert default["count"]["static"] == 4
+    assert evening["size"] == "node"
+    assert evening["requests"] == {"cpu": "7", "memory": "28Gi"}
+    assert evening["nodeSelector"] == {"cloud.google.com/gke-nodepool": "user-large"}
+    assert evening["count"]["mode"] == "schedule"
+    assert evening["count"]["windows"] == [
+        {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "17:00", "end": "19:00",
+         "count": 3}
+    ]  # fmt: skip
+    assert adaptive["tolerations"] == [], "an explicit empty list is kept"
+    assert adaptive["count"] == {
+        "mode": "adaptive", "static": 0, "min": 1, "max": 30, "safety": 2.0, "windows": [],
+    }  # fmt: skip
+
+
+def test_controller_deployment() -> None:
+    docs = rendered("everything-on")
+    deployment = one(docs, "Deployment", f"{PREFIX}-placeholders")
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == [
+        "placeholders",
+        "--config",
+        "/etc/scheduler-extender/placeholders.yaml",
+    ]
+    assert container["args"][0] in cli.COMMANDS
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    volume = next(v for v in spec["volumes"] if v["name"] == "config")
+    assert mount["mountPath"] == "/etc/scheduler-extender"
+    assert volume["configMap"]["name"] == f"{PREFIX}-placeholders"
+    assert deployment["spec"]["replicas"] == 2
+    assert spec["serviceAccountName"] == f"{PREFIX}-placeholders"
+    assert {e["name"] for e in container["env"]} >= {"POD_NAME", "POD_NAMESPACE"}
+
+
+def test_priority_classes() -> None:
+    docs = rendered("everything-on")
+    classes = {o["metadata"]["name"]: o for _, o in docs if o["kind"] == "PriorityClass"}
+    assert {n: c["value"] for n, c in classes.items()} == {
+        f"{PREFIX}-default-priority": 0,
+        f"{PREFIX}-image-puller": -5,
+        f"{PREFIX}-user-placeholder": -10,
+    }
+    assert not any(c["globalDefault"] for c in classes.values())
+    assert classes[f"{PREFIX}-user-placeholder"]["preemptionPolicy"] == "Never"
+    assert all(c["description"] for c in classes.values())
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        pytest.param(
+            {"scheduling": {"userPlaceholder": {"enabled": True},
+                            "podPriority": {"enabled": False}}},
+            HelmRenderError, "needs scheduling.podPriority.enabled",
+            id="placeholders-need-priorities",
+        ),
+        pytest.param(
+            {"scheduling": {"podPriority": {"userPlaceholderPriority": 0}}},
+            HelmRenderError, "must be below defaultPriority", id="placeholders-below-users",
+        ),
+        pytest.param(
+            {"scheduling": {"userPlaceholder": {"enabled": True,
+                                                "pools": [{"name": "Bad Name"}]}}},
+            HelmValuesError, "name", id="pool-name-is-a-dns-label",
+        ),
+        pytest.param(
+            {"scheduling": {"userPlaceholder": {"enabled": True, "pools": [
+                {"name": "p", "count": {"mode": "adaptive", "maximum": 3}}]}}},
+            HelmValuesError, "maximum", id="unknown-count-key",
+        ),
+        pytest.param(
+            {"scheduling": {"userPlaceholder": {"enabled": True, "pools": [
+                {"name": "p", "count": {"mode": "schedule", "windows": [
+                    {"days": ["Mon"], "start": "25:00", "end": "26:00", "count": 1}]}}]}}},
+            HelmValuesError, "start", id="window-time",
+        ),
+    ],
+)  # fmt: skip
+def test_unsafe_or_malformed_values_fail(
+    values: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        render_values(values)
+
+
+def test_placeholders_with_default_scheduler_when_user_scheduler_off() -> None:
+    docs = render_values(
+        {"scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": True}}}
+    )
+    assert placeholder_config(docs)["schedulerName"] == "default-scheduler"

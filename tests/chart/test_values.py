@@ -1,0 +1,145 @@
+"""values.schema.json: strict and documented; z2jh-compatible names; NOTES.txt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from helm_python import HelmValuesError
+
+from manifests import render as chart_render
+from tests.chart.conftest import NAMESPACE, RELEASE
+
+SCHEMA = json.loads(chart_render.SCHEMA_JSON.read_text())
+DEFAULTS = yaml.safe_load((chart_render.CHART / "values.yaml").read_text())
+
+
+def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for name, child in (node.get("properties") or {}).items():
+        yield from walk(child, f"{path}.{name}")
+    items = node.get("items")
+    if isinstance(items, dict):
+        yield from walk(items, f"{path}[]")
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref:
+        target: dict[str, Any] = SCHEMA["definitions"][ref.rsplit("/", 1)[1]]
+        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def test_every_setting_is_described() -> None:
+    undocumented = [
+        path for path, node in walk(SCHEMA) if path and "description" not in resolve(node)
+    ]
+    assert undocumented == []
+
+
+def test_every_object_with_properties_is_closed() -> None:
+    open_objects = []
+    for path, raw in walk(SCHEMA):
+        node = resolve(raw)
+        if "properties" in node and node.get("additionalProperties") is not False:
+            open_objects.append(path or "<root>")
+    # Container specs are Kubernetes objects we only read `image` from.
+    assert set(open_objects) == {
+        ".singleuser.initContainers[]",
+        ".singleuser.extraContainers[]",
+    }
+
+
+def test_every_default_is_in_the_schema() -> None:
+    """Walk values.yaml: every key exists in the schema (so --set on it is accepted)."""
+
+    def check(values: dict[str, Any], node: dict[str, Any], path: str) -> list[str]:
+        node = resolve(node)
+        missing = []
+        props = node.get("properties")
+        if props is None:
+            return []
+        for key, value in values.items():
+            if key not in props:
+                missing.append(f"{path}.{key}")
+            elif isinstance(value, dict):
+                missing += check(value, props[key], f"{path}.{key}")
+        return missing
+
+    assert check(DEFAULTS, SCHEMA, "") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"schedulng": {}}, "schedulng", id="top-level-typo"),
+        pytest.param({"scheduling": {"userScheduler": {"extendr": {}}}}, "extendr",
+                     id="nested-typo"),
+        pytest.param({"scheduling": {"userPods": {"nodeAffinity": {"matchNodePurpose": "yes"}}}},
+                     "matchNodePurpose", id="enum"),
+        pytest.param({"scheduling": {"userScheduler": {"percentageOfNodesToScore": 150}}},
+                     "percentageOfNodesToScore", id="range"),
+        pytest.param({"scheduling": {"userScheduler": {"extender": {"httpTimeout": "5"}}}},
+                     "httpTimeout", id="go-duration"),
+        pytest.param({"scheduling": {"userScheduler": {"extender": {"settings": {"CPU": 1}}}}},
+                     "CPU", id="settings-are-field-names"),
+        pytest.param({"prePuller": {"extraImages": {"x": {"tag": "1"}}}}, "name",
+                     id="extra-image-needs-name"),
+        pytest.param({"singleuser": {"storage": {}}}, "storage", id="unread-z2jh-key"),
+    ],
+)  # fmt: skip
+def test_schema_rejects(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(HelmValuesError, match=message):
+        chart_render.render(values, release=RELEASE, namespace=NAMESPACE)
+
+
+def test_z2jh_sections_are_accepted_as_is() -> None:
+    """A z2jh config's scheduling/prePuller keys (4.x names) render without change."""
+    z2jh = {
+        "scheduling": {
+            "userScheduler": {"enabled": True, "replicas": 2, "logLevel": 4,
+                              "pdb": {"enabled": True, "maxUnavailable": 1, "minAvailable": None},
+                              "nodeSelector": {}, "tolerations": [], "labels": {},
+                              "annotations": {}, "extraPodSpec": {}},
+            "podPriority": {"enabled": True, "globalDefault": False, "defaultPriority": 0,
+                            "imagePullerPriority": -5, "userPlaceholderPriority": -10},
+            "userPlaceholder": {"enabled": True, "replicas": 3,
+                                "image": {"name": "registry.k8s.io/pause", "tag": "3.10",
+                                          "pullPolicy": None, "pullSecrets": []}},
+            "corePods": {"nodeAffinity": {"matchNodePurpose": "prefer"}},
+            "userPods": {"nodeAffinity": {"matchNodePurpose": "require"}},
+        },
+        "prePuller": {"hook": {"enabled": True, "pullOnlyOnChanges": True,
+                               "podSchedulingWaitDuration": 10},
+                      "continuous": {"enabled": True}, "pullProfileListImages": True,
+                      "extraImages": {}},
+    }  # fmt: skip
+    assert chart_render.render(z2jh, release=RELEASE, namespace=NAMESPACE)
+
+
+def notes(values: dict[str, Any]) -> str:
+    out = chart_render.render(values, release=RELEASE, namespace=NAMESPACE)
+    return next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+
+
+def test_notes_give_the_check_commands() -> None:
+    text = notes({})
+    assert f"kubectl --namespace {NAMESPACE} get deployments,daemonsets,pods" in text
+    assert "get lease hub-sched-scheduler-extender-user-scheduler" in text
+    assert "scheduler_name: user-scheduler" in text
+    assert "priority_class_name: hub-sched-scheduler-extender-default-priority" in text
+    assert "WARNING" not in text  # the pinned scheduler is not newer than the render's cluster
+
+
+def test_notes_warn_about_a_scheduler_newer_than_the_cluster() -> None:
+    text = notes({"scheduling": {"userScheduler": {"image": {"tag": "v1.99.0"}}}})
+    assert "WARNING: kube-scheduler v1.99.0 is newer than this cluster" in text
+
+
+def test_notes_point_out_the_local_image_name() -> None:
+    assert "bare local name" in notes({})
+    assert "bare local name" not in notes({"image": {"name": "ghcr.io/x/scheduler-extender"}})
