@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -22,12 +23,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.convert import PlaceholderRule
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
 
 ENV_PREFIX = "SCHEDULER_EXTENDER_"
 _config_file: ContextVar[Path | None] = ContextVar("_config_file", default=None)
 _DEFAULT_POLICY = PolicyConfig()
+_DEFAULT_CACHE = CacheOptions()
 
 
 class Settings(BaseSettings):
@@ -61,6 +64,73 @@ class Settings(BaseSettings):
         description="Serve from a cluster snapshot file (YAML or JSON: a kubectl List of Nodes "
         "and Pods, or {nodes: [...], pods: [...]}) instead of the live API. Empty: the live "
         "cluster when one is configured, else the embedded demo snapshot.",
+    )
+
+    # --- cluster connection / live state ----------------------------------------------------
+    live_state: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Where cluster state comes from when no state_file is given. auto: watch the "
+        "cluster when a config is found (in-cluster service account, kubeconfig, $KUBECONFIG or "
+        "~/.kube/config), else serve the embedded demo; on: require a cluster; off: demo only.",
+    )
+    kubeconfig: Path | None = Field(
+        None,
+        description="Kubeconfig file to use instead of in-cluster config / $KUBECONFIG / "
+        "~/.kube/config.",
+    )
+    kube_context: str | None = Field(
+        None, description="Kubeconfig context to use (default: the file's current-context)."
+    )
+    bind_enabled: bool = Field(
+        False,
+        description="Serve the bind verb: create the pods/binding subresource and count the pod "
+        "on its node at once (needs RBAC create on pods/binding; configure bindVerb in the "
+        "scheduler). Off: /bind answers with an error, and the cache learns of bindings from "
+        "the watch only.",
+    )
+    list_page_size: int = Field(
+        _DEFAULT_CACHE.page_size, ge=1, description="Items per page when listing pods and nodes."
+    )
+    watch_timeout_seconds: int = Field(
+        _DEFAULT_CACHE.watch_timeout_seconds,
+        ge=1,
+        description="Server-side timeout of each watch; each watch asks for a random value in "
+        "[t, 2t) and is then reopened from its last resourceVersion.",
+    )
+    watch_idle_timeout_seconds: float = Field(
+        _DEFAULT_CACHE.watch_read_timeout_seconds,
+        gt=0,
+        description="Reopen a watch connection that has been silent this long (the API server "
+        "sends bookmarks about once a minute).",
+    )
+    api_request_timeout_seconds: float = Field(
+        _DEFAULT_CACHE.request_timeout_seconds,
+        gt=0,
+        description="Timeout of one list page or pod read.",
+    )
+    backoff_initial_seconds: float = Field(
+        _DEFAULT_CACHE.backoff_initial_seconds,
+        gt=0,
+        description="First retry delay after a failed list/watch; doubles per failure, jittered.",
+    )
+    backoff_max_seconds: float = Field(
+        _DEFAULT_CACHE.backoff_max_seconds, gt=0, description="Cap of the retry delay."
+    )
+    staleness_seconds: float = Field(
+        _DEFAULT_CACHE.staleness_seconds,
+        gt=0,
+        description="/readyz fails once a watch has been broken this long.",
+    )
+    assume_ttl_seconds: float = Field(
+        _DEFAULT_CACHE.assume_ttl_seconds,
+        gt=0,
+        description="Drop a pod assumed by bind if the watch has not confirmed it by then.",
+    )
+    bind_timeout_seconds: float = Field(
+        _DEFAULT_CACHE.bind_timeout_seconds,
+        gt=0,
+        description="Timeout of one Binding POST; keep it under the scheduler's extender "
+        "httpTimeout (5 s by default) so a slow API server yields an error reply, not a timeout.",
     )
 
     # --- policy ----------------------------------------------------------------------------
@@ -131,6 +201,21 @@ class Settings(BaseSettings):
             normalization=self.normalization,
             prefer_older_nodes=self.prefer_older_nodes,
             preempt_keep=self.preempt_keep,
+        )
+
+    def cache_options(self) -> CacheOptions:
+        """Timing of the live cache these settings describe."""
+        return CacheOptions(
+            page_size=self.list_page_size,
+            watch_timeout_seconds=self.watch_timeout_seconds,
+            watch_read_timeout_seconds=self.watch_idle_timeout_seconds,
+            request_timeout_seconds=self.api_request_timeout_seconds,
+            backoff_initial_seconds=self.backoff_initial_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            staleness_seconds=self.staleness_seconds,
+            assume_ttl_seconds=self.assume_ttl_seconds,
+            bind_timeout_seconds=self.bind_timeout_seconds,
+            freeze_gc_after_sync=True,
         )
 
     def placeholder_rule(self) -> PlaceholderRule:

@@ -8,11 +8,19 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from scheduler_extender.config import Settings, load_settings
 from scheduler_extender.state import ClusterState, SnapshotFileError, StaticState, demo_state
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from scheduler_extender.app import Binder
+    from scheduler_extender.cache.live import LiveState
 
 log = logging.getLogger("scheduler_extender")
 
@@ -34,14 +42,46 @@ EXAMPLE_POD = {
 }  # fmt: skip
 
 
-def choose_state(settings: Settings) -> ClusterState:
-    """The state to serve: a snapshot file when given, else the embedded demo."""
+@dataclass
+class Serving:
+    """What ``serve`` runs: the state, the binder when binding is on, and the live state to
+    start and stop (None for static state)."""
+
+    state: ClusterState
+    binder: Binder | None = None
+    live: LiveState | None = None
+    why: str = ""
+
+
+class NoClusterError(RuntimeError):
+    pass
+
+
+def choose_state(settings: Settings, registry: CollectorRegistry | None = None) -> Serving:
+    """A snapshot file when given; else the live cluster when a config is found (unless
+    ``live_state=off``); else the embedded demo."""
     rule = settings.placeholder_rule()
     if settings.state_file is not None:
         from scheduler_extender.state import load_snapshot_file
 
-        return StaticState(load_snapshot_file(settings.state_file, rule), str(settings.state_file))
-    return demo_state(rule)
+        snap = load_snapshot_file(settings.state_file, rule)
+        return Serving(StaticState(snap, str(settings.state_file)))
+    why = "live_state=off"
+    if settings.live_state != "off":
+        from scheduler_extender.cache.live import LiveBinder, LiveState
+        from scheduler_extender.kube import connect
+
+        kube = connect(kubeconfig=settings.kubeconfig, context=settings.kube_context)
+        if kube is not None:
+            live = LiveState(kube, settings.cache_options(), rule=rule, registry=registry)
+            binder = LiveBinder(live, kube) if settings.bind_enabled else None
+            return Serving(live, binder, live)
+        why = (
+            "no cluster config found (not in a pod, no --kubeconfig, $KUBECONFIG or ~/.kube/config)"
+        )
+        if settings.live_state == "on":
+            raise NoClusterError(f"live_state=on but {why}")
+    return Serving(demo_state(rule), why=why)
 
 
 def example_commands(settings: Settings, state: ClusterState) -> str:
@@ -69,32 +109,46 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
     try:
-        state = choose_state(settings)
-    except (SnapshotFileError, OSError, ValueError) as exc:
+        serving = choose_state(settings, registry)
+    except (SnapshotFileError, OSError, ValueError, RuntimeError) as exc:
         print(f"scheduler-extender serve: cannot load cluster state: {exc}", file=sys.stderr)
         return 2
-
-    # The state is a large, long-lived object graph (150k pods at the upstream envelope); keep
-    # the cyclic GC from re-walking it during requests (measured: p99 at 5,000 nodes roughly
-    # halves; see benchmarks/README.md).
-    gc.collect()
-    gc.freeze()
+    state = serving.state
 
     import uvicorn
 
     from scheduler_extender.app import create_app
 
-    app = create_app(settings, state=state)
-    print(
-        f"scheduler-extender: serving {state.describe()} on http://{settings.host}:{settings.port}"
-    )
-    print(example_commands(settings, state), flush=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    app = create_app(settings, state=state, binder=serving.binder, registry=registry)
+    where = f"http://{settings.host}:{settings.port}"
+    if serving.live is not None:
+        # The live cache freezes the GC after its first sync instead (see CacheOptions).
+        serving.live.start()
+        bind = "bind enabled" if serving.binder is not None else "bind disabled"
+        print(f"scheduler-extender: serving {state.describe()}, {bind}, on {where}")
+        print(f"  /readyz answers 503 until nodes and pods are listed: curl -s {where}/readyz")
+    else:
+        # The state is a large, long-lived object graph (150k pods at the upstream envelope);
+        # keep the cyclic GC from re-walking it during requests (measured: p99 at 5,000 nodes
+        # roughly halves; see benchmarks/README.md).
+        gc.collect()
+        gc.freeze()
+        because = f" ({serving.why})" if serving.why else ""
+        print(f"scheduler-extender: serving {state.describe()} on {where}{because}")
+        print(example_commands(settings, state), flush=True)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+    finally:
+        if serving.live is not None:
+            serving.live.stop()
     return 0

@@ -19,6 +19,7 @@ asynchronously and may already be scoring the next pod, which must see this one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import queue
@@ -33,7 +34,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scheduler_extender.cache.reflector import CacheOptions, Change, Reflector
+from scheduler_extender.cache.options import CacheOptions
+from scheduler_extender.cache.reflector import Change, Reflector
 from scheduler_extender.cache.store import Store
 from scheduler_extender.convert import (
     DEFAULT_PLACEHOLDER_RULE,
@@ -297,7 +299,12 @@ class LiveState:
             if store.pending:
                 self._snapshot = store.publish()
                 self.publishes += 1
-            if len(self.listed) == len(KINDS):
+            if len(self.listed) == len(KINDS) and not self._synced.is_set():
+                if self.options.freeze_gc_after_sync:
+                    # The synced cache is a large, long-lived graph without cycles; keep the
+                    # cyclic GC from re-walking it (refcounting still frees replaced objects).
+                    gc.collect()
+                    gc.freeze()
                 self._synced.set()
             for future, answer in answers:
                 if isinstance(answer, Exception):

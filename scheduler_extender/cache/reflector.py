@@ -31,6 +31,7 @@ from typing import Any
 
 from urllib3.exceptions import ReadTimeoutError
 
+from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.store import Store
 from scheduler_extender.convert import (
     ConversionError,
@@ -43,21 +44,6 @@ from scheduler_extender.core.types import Node, Pod
 from scheduler_extender.kube import ApiError, Kind, KubeClient, Obj, WatchStream
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CacheOptions:
-    """Timing of the live cache; ``Settings.cache_options()`` fills it from the settings."""
-
-    page_size: int = 500
-    watch_timeout_seconds: int = 300
-    watch_read_timeout_seconds: float = 90.0
-    request_timeout_seconds: float = 30.0
-    backoff_initial_seconds: float = 0.8
-    backoff_max_seconds: float = 30.0
-    staleness_seconds: float = 60.0
-    assume_ttl_seconds: float = 30.0
-    bind_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from scheduler_extender.app import create_app
 from scheduler_extender.cache.live import LiveBinder, LiveState
-from scheduler_extender.cache.reflector import CacheOptions
+from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.store import snapshot_pods
 from scheduler_extender.config import Settings
 from scheduler_extender.convert import is_terminal
