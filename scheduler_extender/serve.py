@@ -77,7 +77,7 @@ def choose_state(settings: Settings, registry: CollectorRegistry | None = None) 
             binder = LiveBinder(live, kube) if settings.bind_enabled else None
             return Serving(live, binder, live)
         why = (
-            "no cluster config found (not in a pod, no --kubeconfig, $KUBECONFIG or ~/.kube/config)"
+            "no cluster config found: not in a pod, no --kubeconfig, $KUBECONFIG or ~/.kube/config"
         )
         if settings.live_state == "on":
             raise NoClusterError(f"live_state=on but {why}")
