@@ -65,6 +65,9 @@ DEFAULT_HEAVY_PROBABILITY = "0.1"
 DEFAULT_RISK_TARGET = "0.01"
 DEFAULT_DRAWS = 20_000
 MAX_DRAWS = 2_000_000
+#: No managed provider admits more pods per node (EKS's largest is 737); it also bounds the
+#: exact risk sum, whose cost grows with the users on a node.
+MAX_PODS_LIMIT = 1000
 #: KubeSpawner's ByteSpecification suffixes (jupyterhub/kubespawner kubespawner/traitlets.py).
 Z2JH_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -407,7 +410,9 @@ def resolve_node(args: argparse.Namespace, catalog: Catalog) -> NodePlan:
         dss = info_or_none.daemonsets if info_or_none else ()
         if provider is Provider.NONE:
             notes.append("--node-cpu/--node-memory are taken as allocatable (no reservation).")
-    max_pods = default_pods if args.max_pods is None else parse_count("--max-pods", args.max_pods)
+    max_pods = default_pods
+    if args.max_pods is not None:
+        max_pods = parse_count("--max-pods", args.max_pods, maximum=MAX_PODS_LIMIT)
     if max_pods <= 0:
         raise PlanError("--max-pods", "must be positive")
     reserved = reservation(provider, cpu, memory, max_pods)

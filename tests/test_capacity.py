@@ -240,6 +240,30 @@ def test_uniform_heavy_is_never_riskier_than_spike(
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    model=models.filter(lambda m: m.heavy > m.base),
+    users=st.integers(1, 30),
+    capacity=st.integers(0, 100 * G),
+)
+def test_uniform_overflow_equals_the_direct_irwin_hall_sum(
+    model: UsageModel, users: int, capacity: int
+) -> None:
+    """The one-pass integer sum equals sum_k Binomial(k) * irwin_hall_tail(k, x), term by term
+    the textbook formula."""
+    uniform = UsageModel(model.base, model.heavy, model.p_heavy, HeavyShape.UNIFORM)
+    slack = capacity - users * model.base
+    if slack < 0:
+        return
+    x = Fraction(slack, model.heavy - model.base)
+    p = model.p_heavy
+    direct = sum(
+        comb(users, k) * p**k * (1 - p) ** (users - k) * irwin_hall_tail(k, x)
+        for k in range(users + 1)
+    )
+    assert overflow_probability(uniform, users, capacity) == direct
+
+
 @given(st.integers(1, 25), st.fractions(0, 25, max_denominator=50))
 def test_irwin_hall_symmetry(k: int, x: Fraction) -> None:
     if x <= k:

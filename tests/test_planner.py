@@ -324,6 +324,7 @@ BAD = [
     ([*M5, "--draws", str(MAX_DRAWS + 1)], "--draws", "at most"),
     ([*M5, "--max-pods", "0"], "--max-pods", "positive"),
     ([*M5, "--max-pods", "many"], "--max-pods", "whole number"),
+    ([*M5, "--max-pods", "5000"], "--max-pods", "at most 1000"),
     ([*M5, "--provider", "gke"], "--provider", "only applies"),
     ([*M5, "--output", "xml"], "--output", "invalid choice"),
     ([*M5, "--daemonset-memory", "x"], "--daemonset-memory", "quantity"),

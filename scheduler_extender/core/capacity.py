@@ -145,7 +145,7 @@ def overflow_probability(model: UsageModel, users: int, capacity: int) -> Fracti
     where ``X = K`` (``SPIKE``) or ``X`` is a sum of ``K`` independent U(0,1) (``UNIFORM``, the
     Irwin-Hall distribution).  Overflow means ``X > x`` with
     ``x = (capacity - users*base) / (heavy - base)``, so the answer is
-    ``sum_k C(n,k) p^k (1-p)^(n-k) P(X_k > x)``, summed in exact rational arithmetic.
+    ``sum_k C(n,k) p^k (1-p)^(n-k) P(X_k > x)``, summed exactly over one common denominator.
     """
     if users <= 0:
         return Fraction(0)
@@ -156,17 +156,51 @@ def overflow_probability(model: UsageModel, users: int, capacity: int) -> Fracti
     if step == 0:
         return Fraction(0)
     x = Fraction(slack, step)
-    p = model.p_heavy
-    total = Fraction(0)
-    for k in range(users + 1):
-        tail = _spike_tail(k, x) if model.shape is HeavyShape.SPIKE else irwin_hall_tail(k, x)
-        if tail:
-            total += math.comb(users, k) * p**k * (1 - p) ** (users - k) * tail
-    return total
+    r, q = model.p_heavy.numerator, model.p_heavy.denominator
+    if model.shape is HeavyShape.SPIKE:
+        # P(K > x) = sum over k > x of C(n,k) r^k (q-r)^(n-k) / q^n
+        first = math.floor(x) + 1
+        numerator = sum(
+            math.comb(users, k) * r**k * (q - r) ** (users - k) for k in range(first, users + 1)
+        )
+        return Fraction(numerator, q**users)
+    return _uniform_overflow(users, x, r, q)
 
 
-def _spike_tail(k: int, x: Fraction) -> Fraction:
-    return Fraction(1) if k > x else Fraction(0)
+def _uniform_overflow(n: int, x: Fraction, r: int, q: int) -> Fraction:
+    """``sum_k C(n,k) p^k (1-p)^(n-k) P(S_k > x)`` for Irwin-Hall ``S_k``, ``p = r/q``, ``x >= 0``.
+
+    ``P(S_k > x) = (k! d^k - N_k) / (k! d^k)`` with ``x = a/d`` and
+    ``N_k = sum_{j<=floor(x)} (-1)^j C(k,j) (a - j d)^k`` (see ``irwin_hall_tail``).  Because
+    ``x`` is the same for every ``k``, the powers ``(a - j d)^k`` and the binomial row ``C(k, j)``
+    are updated from ``k - 1`` instead of recomputed, and every term is brought over the single
+    denominator ``q^n n! d^n``, so the sum is one pass of integer arithmetic.  (Terms with
+    ``k <= x`` vanish: ``S_k <= k``.)
+    """
+    if x >= n:
+        return Fraction(0)  # S_k <= k <= n <= x: never overflows
+    a, d = x.numerator, x.denominator
+    top = math.floor(x)  # < n, so at most n terms per k
+    bases = [a - j * d for j in range(top + 1)]
+    powers = [1] * (top + 1)
+    row = [1] + [0] * top  # C(k, j) for j <= top
+    n_fact = math.factorial(n)
+    k_fact = 1
+    total = 0
+    for k in range(n + 1):
+        if k:
+            k_fact *= k
+            for j in range(top + 1):
+                powers[j] *= bases[j]
+            for j in range(min(k, top), 0, -1):
+                row[j] += row[j - 1]
+        if k <= x:
+            continue
+        n_k = sum((-1) ** j * row[j] * powers[j] for j in range(top + 1))
+        tail = k_fact * d**k - n_k  # over k! d^k
+        weight = math.comb(n, k) * r**k * (q - r) ** (n - k)  # over q^n
+        total += weight * tail * (n_fact // k_fact) * d ** (n - k)
+    return Fraction(total, q**n * n_fact * d**n)
 
 
 def irwin_hall_tail(k: int, x: Fraction) -> Fraction:
