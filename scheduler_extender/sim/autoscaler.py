@@ -87,11 +87,8 @@ class ClusterAutoscaler:
         cutoff = self.spec.expendable_pods_priority_cutoff
         pods = [
             sp.pod
-            for sp in self.sim.pods.values()
-            if sp.state is PodState.PENDING
-            and sp.unschedulable
-            and not sp.nominated
-            and sp.pod.priority >= cutoff
+            for sp in self.sim.flagged.values()
+            if sp.state is PodState.PENDING and not sp.nominated and sp.pod.priority >= cutoff
         ]
         pods.sort(key=lambda p: (-p.priority, p.created))
         return pods

@@ -128,6 +128,11 @@ class Simulation:
         self._active: list[tuple[int, float, int, SimPod]] = []
         self._backoff: list[tuple[float, int, SimPod]] = []
         self._unschedulable: dict[str, SimPod] = {}
+        #: Pods whose last attempt failed (PodScheduled=False): what the autoscaler reads.
+        self.flagged: dict[str, SimPod] = {}
+        self.placeholder_pods: dict[str, SimPod] = {}
+        self.users_waiting = 0
+        self.users_running = 0
         self._cycle_pending = False
         self._node_seq = 0
         self._pod_seq = 0
@@ -142,6 +147,7 @@ class Simulation:
             order=self.order,
             nominated=self.nominated,
             image_counts=self.image_counts,
+            nonzero=self.cache.nonzero,
             extender_view=self._extender_snapshot if ext is not None else None,
             image_sizes=self.image_sizes,
         )
@@ -259,6 +265,7 @@ class Simulation:
         self._set_node(sim, sim.node)
         for image in sim.node.images:
             self.image_counts[image] = self.image_counts.get(image, 0) + 1
+        self.view.image_epoch += 1
         if self.scenario.images.continuous_puller:
             for image in self.pull_images:
                 if image not in sim.node.images:
@@ -287,6 +294,7 @@ class Simulation:
         if sim.deleting or image in sim.node.images:
             return
         self.image_counts[image] = self.image_counts.get(image, 0) + 1
+        self.view.image_epoch += 1
         self._set_node(sim, replace(sim.node, images=sim.node.images | {image}))
 
     def set_soft_taint(self, sim: SimNode, on: bool) -> None:
@@ -313,6 +321,7 @@ class Simulation:
             self.order.remove(sim.name)
             for image in sim.node.images:
                 self.image_counts[image] -= 1
+            self.view.image_epoch += 1
             self._ext_push(3, sim.name)
         self.nominated.pop(sim.name, None)
         sim.mark(self.now)
@@ -381,6 +390,10 @@ class Simulation:
             )
         sp = SimPod(pod, user)
         self.pods[pod.uid] = sp
+        if user is None:
+            self.placeholder_pods[pod.uid] = sp
+        else:
+            self.users_waiting += 1
         self._enqueue(sp, self.now)
         return sp
 
@@ -456,6 +469,7 @@ class Simulation:
             self._preempt(sp, attempt.preempt_node, attempt.victims)
             return
         sp.unschedulable = True
+        self.flagged[sp.uid] = sp
         self._unschedulable[sp.uid] = sp
         self.autoscaler.on_unschedulable(sp)
 
@@ -464,6 +478,7 @@ class Simulation:
         self._clear_nomination(sp)
         sp.nominated = node
         sp.unschedulable = False
+        self.flagged.pop(sp.uid, None)
         self.nominated.setdefault(node, []).append(sp.pod)
         for victim in victims:
             vsp = self.pods.get(victim.uid)
@@ -499,6 +514,7 @@ class Simulation:
         sp.state = PodState.BOUND
         sp.node = node_name
         sp.unschedulable = False
+        self.flagged.pop(sp.uid, None)
         sp.bound_at = self.now
         self.stats.binds += 1
         if sp.placeholder:
@@ -530,6 +546,13 @@ class Simulation:
         sp.state = PodState.GONE
         self._clear_nomination(sp)
         self._unschedulable.pop(sp.uid, None)
+        self.flagged.pop(sp.uid, None)
+        if sp.placeholder:
+            self.placeholder_pods.pop(sp.uid, None)
+        elif was is PodState.RUNNING:
+            self.users_running -= 1
+        else:
+            self.users_waiting -= 1
         if was in (PodState.BOUND, PodState.RUNNING):
             sim = self.nodes.get(sp.node)
             if sim is not None:
@@ -573,6 +596,8 @@ class Simulation:
         if sp is None or sp.state is not PodState.BOUND or sp.user is None:
             return
         sp.state = PodState.RUNNING
+        self.users_waiting -= 1
+        self.users_running += 1
         user = sp.user
         wait = self.now - user.arrival
         self.stats.waits.append(wait)
@@ -595,7 +620,7 @@ class Simulation:
     # --- placeholders ----------------------------------------------------------------------
 
     def _placeholders(self) -> list[SimPod]:
-        return [sp for sp in self.pods.values() if sp.placeholder]
+        return list(self.placeholder_pods.values())
 
     def _on_recreate(self, _: object) -> None:
         self._reconcile_placeholders()
@@ -610,7 +635,6 @@ class Simulation:
 
     def observe(self, window: float) -> PlaceholderObservation:
         ready = sum(1 for n in self.nodes.values() if n.ready and not n.deleting)
-        users = [sp for sp in self.pods.values() if not sp.placeholder]
         phs = self._placeholders()
         pool = self.scenario.pool
         req = self.placeholder_requests
@@ -624,8 +648,8 @@ class Simulation:
             pool=POOL,
             nodes_ready=ready,
             nodes_provisioning=self.pool_size() - ready,
-            users_running=sum(1 for u in users if u.state is PodState.RUNNING),
-            users_pending=sum(1 for u in users if u.state is PodState.PENDING),
+            users_running=self.users_running,
+            users_pending=self.users_waiting,
             placeholders_bound=sum(1 for p in phs if p.state is not PodState.PENDING),
             placeholders_pending=sum(1 for p in phs if p.state is PodState.PENDING),
             arrivals_per_minute=len(self.recent_arrivals) / (window / 60),
@@ -650,14 +674,10 @@ class Simulation:
         self.autoscaler.loop()
 
     def _on_sample(self, _: object) -> None:
-        users_running = users_pending = ph_bound = 0
-        for sp in self.pods.values():
-            if sp.placeholder:
-                ph_bound += sp.state is not PodState.PENDING
-            elif sp.state is PodState.RUNNING:
-                users_running += 1
-            elif sp.state is not PodState.GONE:
-                users_pending += 1
+        ph_bound = sum(
+            1 for sp in self.placeholder_pods.values() if sp.state is not PodState.PENDING
+        )
+        users_running, users_pending = self.users_running, self.users_waiting
         ready = sum(1 for n in self.nodes.values() if n.ready and not n.deleting)
         self.stats.samples.append(
             Sample(self.now, self.pool_size(), ready, users_running, users_pending, ph_bound)

@@ -45,29 +45,6 @@ def nonzero(cpu: int, memory: int) -> tuple[int, int]:
     return (cpu or DEFAULT_MILLI_CPU_REQUEST, memory or DEFAULT_MEMORY_REQUEST)
 
 
-class NonZeroCache:
-    """Per-node sums of non-zero requests (NodeInfo.NonZeroRequested), computed once per
-    immutable ``NodeInfo`` value.  Keyed by identity and checked, so a recycled id never
-    returns a stale total."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[NodeInfo, int, int]] = {}
-
-    def get(self, info: NodeInfo) -> tuple[int, int]:
-        hit = self._cache.get(id(info))
-        if hit is not None and hit[0] is info:
-            return hit[1], hit[2]
-        cpu = mem = 0
-        for pod in info.pods.values():
-            c, m = nonzero(pod.requests.cpu, pod.requests.memory)
-            cpu += c
-            mem += m
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[id(info)] = (info, cpu, mem)
-        return cpu, mem
-
-
 def _most_requested(requested: int, capacity: int) -> int:
     if capacity == 0:
         return 0
@@ -86,11 +63,11 @@ def fit_score(
     info: NodeInfo,
     most_allocated: bool,
     weights: tuple[int, int],
-    nonzero_cache: NonZeroCache,
+    node_nonzero: tuple[int, int],
 ) -> int:
     """NodeResourcesFit's score with the MostAllocated or LeastAllocated strategy over cpu and
-    memory with ``weights``."""
-    node_cpu, node_mem = nonzero_cache.get(info)
+    memory with ``weights``; ``node_nonzero`` is the node's NonZeroRequested (cpu, memory)."""
+    node_cpu, node_mem = node_nonzero
     pod_cpu, pod_mem = nonzero(pod.requests.cpu, pod.requests.memory)
     alloc = info.node.allocatable
     scorer = _most_requested if most_allocated else _least_requested
@@ -178,16 +155,20 @@ def _tolerates_prefer(tolerations: Sequence[Toleration], key: str, value: str) -
     return False
 
 
+def untolerated_prefer_no_schedule(pod: Pod, info: NodeInfo) -> int:
+    """TaintToleration's raw score: the node's PreferNoSchedule taints the pod does not
+    tolerate (normalized, reversed, over the candidates)."""
+    count = 0
+    for taint in info.node.taints:
+        if taint.effect == "PreferNoSchedule" and not _tolerates_prefer(
+            pod.tolerations, taint.key, taint.value
+        ):
+            count += 1
+    return count
+
+
 def taint_toleration_scores(pod: Pod, infos: Sequence[NodeInfo]) -> list[int]:
-    raw = []
-    for info in infos:
-        count = 0
-        for taint in info.node.taints:
-            if taint.effect == "PreferNoSchedule" and not _tolerates_prefer(
-                pod.tolerations, taint.key, taint.value
-            ):
-                count += 1
-        raw.append(count)
+    raw = [untolerated_prefer_no_schedule(pod, info) for info in infos]
     return default_normalize(raw, reverse=True)
 
 

@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scheduler_extender.core.filtering import Verdict, check_node
+from scheduler_extender.core.matching import term_matches
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
 from scheduler_extender.core.preemption import Candidate, choose_candidates, classify_victims
 from scheduler_extender.core.scoring import score_nodes
@@ -273,8 +274,26 @@ class ClusterView:
     nominated: Mapping[str, Sequence[Pod]]
     image_counts: Mapping[str, int]
     extender_view: Callable[[], Snapshot] | None = None
+    nonzero: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: Bumped by the engine whenever nodes or their images change (ImageLocality's inputs).
+    image_epoch: int = 0
     image_sizes: Mapping[str, int] = field(default_factory=dict)
     default_image_size: int = 3 * 1024**3
+
+
+def pod_key(pod: Pod) -> tuple[object, ...]:
+    """Everything of a pod the in-tree filters read (``check_node``): pods with equal keys get
+    equal verdicts on the same ``NodeInfo``."""
+    req = pod.requests
+    return (
+        req.cpu,
+        req.memory,
+        req.pods,
+        tuple(sorted(req.scalar.items())),
+        pod.tolerations,
+        tuple(sorted(pod.node_selector.items())),
+        pod.required_terms,
+    )
 
 
 class KubeScheduler:
@@ -290,7 +309,12 @@ class KubeScheduler:
         self.profile = profile
         self.rng = rng
         self.next_start = 0
-        self.nonzero = plugins.NonZeroCache()
+        # Memos of pure functions of immutable values: a NodeInfo is replaced, never changed,
+        # so an entry is reused only while its node's NodeInfo is the very same object (and,
+        # for scores, while ImageLocality's inputs are unchanged).  Every value in them was
+        # computed by check_node and the plugin functions; nothing is approximated.
+        self._verdicts: dict[tuple[object, ...], dict[str, tuple[NodeInfo, Verdict]]] = {}
+        self._scores: dict[tuple[object, ...], dict[str, tuple[NodeInfo, int, int, int, int]]] = {}
         self.on_prioritize = on_prioritize
         self.on_preempt = on_preempt
 
@@ -304,6 +328,7 @@ class KubeScheduler:
         return info
 
     def check(self, pod: Pod, info: NodeInfo, view: ClusterView) -> Verdict:
+        """The in-tree filters for ``pod`` on ``info`` with nominated pods counted in."""
         nominated = view.nominated.get(info.name)
         if nominated:
             info = self._with_nominated(pod, info, nominated)
@@ -312,19 +337,30 @@ class KubeScheduler:
     def find_feasible(
         self, pod: Pod, view: ClusterView
     ) -> tuple[list[NodeInfo], dict[str, Verdict]]:
+        """Visit nodes from the rotating start until enough fit (numFeasibleNodesToFind)."""
         order = view.order
         total = len(order)
         want = num_feasible_nodes_to_find(self.profile.percentage_of_nodes_to_score, total)
         nodes = view.cache.nodes
+        nominated = view.nominated
         feasible: list[NodeInfo] = []
         failed: dict[str, Verdict] = {}
         start = self.next_start % total if total else 0
+        names = [*order[start:], *order[:start]] if start else order
+        memo = self._verdicts.setdefault(pod_key(pod), {})
+        memo_get = memo.get
         processed = 0
-        for k in range(total):
-            name = order[(start + k) % total]
+        for name in names:
             info = nodes[name]
             processed += 1
-            verdict = self.check(pod, info, view)
+            hit = memo_get(name)
+            if hit is not None and hit[0] is info and name not in nominated:
+                verdict = hit[1]
+            elif name in nominated:
+                verdict = self.check(pod, info, view)
+            else:
+                verdict = check_node(pod, info, IN_TREE_FILTER)
+                memo[name] = (info, verdict)
             if verdict.fits:
                 feasible.append(info)
                 if len(feasible) >= want:
@@ -344,49 +380,81 @@ class KubeScheduler:
         view: ClusterView,
         preferred: Sequence[tuple[int, SelectorTerm]],
     ) -> list[int]:
+        """Each feasible node's total score: plugins x weights, plus the extender's."""
         prof = self.profile
-        totals = [0] * len(infos)
-        if prof.fit_weight:
-            w = prof.fit_weight
-            for i, info in enumerate(infos):
-                totals[i] += w * plugins.fit_score(
-                    pod, info, prof.most_allocated, prof.fit_resource_weights, self.nonzero
-                )
-        if prof.balanced_weight and not plugins.best_effort(pod):
-            w = prof.balanced_weight
-            for i, info in enumerate(infos):
-                totals[i] += w * plugins.balanced_score(pod, info)
-        if prof.image_weight and pod.images:
-            w = prof.image_weight
-            n = len(view.cache.nodes)
-            for i, info in enumerate(infos):
-                totals[i] += w * plugins.image_locality_score(
-                    pod,
-                    info,
-                    sizes=view.image_sizes,
-                    counts=view.image_counts,
-                    total_nodes=n,
-                    default_size=view.default_image_size,
-                )
+        epoch = view.image_epoch
+        memo = self._scores.setdefault((pod_key(pod), pod.images, tuple(preferred)), {})
+        memo_get = memo.get
+        totals: list[int] = []
+        affinity: list[int] = []
+        taints: list[int] = []
+        names: list[str] = []
+        for info in infos:
+            name = info.node.name
+            names.append(name)
+            hit = memo_get(name)
+            if hit is None or hit[0] is not info or hit[1] != epoch:
+                hit = (info, epoch, *self._node_scores(pod, info, view, preferred))
+                memo[name] = hit
+            totals.append(hit[2])
+            affinity.append(hit[3])
+            taints.append(hit[4])
         if prof.taint_weight:
             w = prof.taint_weight
-            for i, score in enumerate(plugins.taint_toleration_scores(pod, infos)):
+            for i, score in enumerate(plugins.default_normalize(taints, reverse=True)):
                 totals[i] += w * score
         if prof.node_affinity_weight and preferred:
             w = prof.node_affinity_weight
-            for i, score in enumerate(plugins.node_affinity_scores(preferred, infos)):
+            for i, score in enumerate(plugins.default_normalize(affinity, reverse=False)):
                 totals[i] += w * score
         ext = prof.extender
         if ext is not None and view.extender_view is not None:
             snapshot = view.extender_view()
-            names = tuple(info.name for info in infos)
             outcome = score_nodes(pod, names, snapshot, ext.policy)
             scale = ext.weight * (plugins.MAX_NODE_SCORE // 10)
             for i, (_, score) in enumerate(outcome.scores):
                 totals[i] += score * scale
             if self.on_prioritize is not None:
-                self.on_prioritize(PrioritizeCall(pod, names, freeze(snapshot), outcome.scores))
+                self.on_prioritize(
+                    PrioritizeCall(pod, tuple(names), freeze(snapshot), outcome.scores)
+                )
         return totals
+
+    def _node_scores(
+        self,
+        pod: Pod,
+        info: NodeInfo,
+        view: ClusterView,
+        preferred: Sequence[tuple[int, SelectorTerm]],
+    ) -> tuple[int, int, int]:
+        """The weighted sum of the per-node plugins (Fit, BalancedAllocation, ImageLocality),
+        and NodeAffinity's and TaintToleration's raw scores (normalized over the candidates)."""
+        prof = self.profile
+        total = 0
+        if prof.fit_weight:
+            total += prof.fit_weight * plugins.fit_score(
+                pod,
+                info,
+                prof.most_allocated,
+                prof.fit_resource_weights,
+                view.nonzero.get(info.name, (0, 0)),
+            )
+        if prof.balanced_weight and not plugins.best_effort(pod):
+            total += prof.balanced_weight * plugins.balanced_score(pod, info)
+        if prof.image_weight and pod.images:
+            total += prof.image_weight * plugins.image_locality_score(
+                pod,
+                info,
+                sizes=view.image_sizes,
+                counts=view.image_counts,
+                total_nodes=len(view.cache.nodes),
+                default_size=view.default_image_size,
+            )
+        affinity = 0
+        if prof.node_affinity_weight and preferred:
+            affinity = sum(w for w, term in preferred if term_matches(term, info.node))
+        taints = plugins.untolerated_prefer_no_schedule(pod, info) if prof.taint_weight else 0
+        return total, affinity, taints
 
     def select(self, totals: Sequence[int]) -> int:
         best = max(totals)
