@@ -19,6 +19,7 @@ the activity length is measured from arrival.  Empty cells take the first profil
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -225,6 +226,16 @@ def lower_bound_node_hours(users: Sequence[UserSpec], scenario: Scenario) -> flo
     memory and pods of ceil(total user requests / per-node allocatable), integrated over the run.
     Users are taken to run from arrival (zero wait) to their departure, so the bound is the same
     for every policy."""
+    series = lower_bound_series(users, scenario)
+    total = 0.0
+    for (t0, need), (t1, _) in itertools.pairwise(series):
+        total += need * (t1 - t0)
+    return total / 3600.0
+
+
+def lower_bound_series(users: Sequence[UserSpec], scenario: Scenario) -> list[tuple[float, int]]:
+    """The lower bound's node count as a step function: ``(time, nodes)`` from each change on,
+    ending with a point at the end of the run."""
     pool = scenario.pool
     events: list[tuple[float, int, int, int]] = []
     for user in users:
@@ -235,16 +246,17 @@ def lower_bound_node_hours(users: Sequence[UserSpec], scenario: Scenario) -> flo
         events.append((end, -user.cpu, -user.memory, -1))
     events.sort(key=lambda e: (e[0], e[3]))
     cpu = mem = pods = 0
-    total = 0.0
-    last = 0.0
+    series: list[tuple[float, int]] = [(0.0, 0)]
     for t, dc, dm, dp in events:
-        if t > last:
-            need = max(
-                math.ceil(cpu / pool.cpu) if pool.cpu else 0,
-                math.ceil(mem / pool.memory) if pool.memory else 0,
-                math.ceil(pods / pool.pods),
-            )
-            total += need * (t - last)
-            last = t
         cpu, mem, pods = cpu + dc, mem + dm, pods + dp
-    return total / 3600.0
+        need = max(
+            math.ceil(cpu / pool.cpu) if pool.cpu else 0,
+            math.ceil(mem / pool.memory) if pool.memory else 0,
+            math.ceil(pods / pool.pods),
+        )
+        if series[-1][0] == t:
+            series[-1] = (t, need)
+        elif series[-1][1] != need:
+            series.append((t, need))
+    series.append((scenario.duration, series[-1][1]))
+    return series

@@ -1,0 +1,186 @@
+"""Outputs of a comparison: markdown tables, a JSON file and PNG plots.
+
+Tables show the mean over seeds and, with several seeds, the standard deviation (``mean ± sd``).
+Plots use matplotlib's non-interactive Agg backend (no display needed): nodes over time per
+policy (first seed) against the lower bound, and the distribution of user wait (all seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from scheduler_extender.sim.metrics import PolicySummary, RunResult, summarize
+from scheduler_extender.sim.scenario import Scenario
+from scheduler_extender.sim.workload import UserSpec, lower_bound_series
+
+
+def _fmt(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def cell(summary: PolicySummary, name: str, digits: int = 1) -> str:
+    spread = summary.figures[name]
+    if len(summary.seeds) > 1 and spread.sd > 0:
+        return f"{_fmt(spread.mean, digits)} ± {_fmt(spread.sd, digits)}"
+    return _fmt(spread.mean, digits)
+
+
+def comparison_table(summaries: Sequence[PolicySummary]) -> str:
+    """The main table: node-hours, the lower-bound ratio, autoscaling and user wait."""
+    head = (
+        "| policy | node-hours | × lower bound | peak nodes | scale-ups | nodes removed "
+        "| wait p50 s | p95 s | p99 s | max s | waited > 60 s | failed spawns "
+        "| placeholder node-h | waited on a pull |"
+    )
+    lines = [head, "|" + "---|" * 14]
+    for s in summaries:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{s.policy}`",
+                    cell(s, "node_hours"),
+                    cell(s, "ratio", 2),
+                    cell(s, "peak_nodes"),
+                    cell(s, "scale_ups"),
+                    cell(s, "nodes_removed"),
+                    cell(s, "wait_p50"),
+                    cell(s, "wait_p95"),
+                    cell(s, "wait_p99"),
+                    cell(s, "wait_max"),
+                    cell(s, "waited_over_60s"),
+                    cell(s, "failed_spawns"),
+                    cell(s, "placeholder_node_hours"),
+                    cell(s, "image_pull_waits"),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def breakdown_table(summaries: Sequence[PolicySummary]) -> str:
+    """Where the node-hours went (means over seeds)."""
+    lines = [
+        "| policy | node-hours | lower bound | occupied (≥ 1 user) | of which above the bound "
+        "| provisioning | placeholders only | empty |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        above = s.mean("occupied_node_hours") - s.mean("lower_bound")
+        lines.append(
+            f"| `{s.policy}` | {_fmt(s.mean('node_hours'), 1)} | {_fmt(s.mean('lower_bound'), 1)} "
+            f"| {_fmt(s.mean('occupied_node_hours'), 1)} | {_fmt(above, 1)} "
+            f"| {_fmt(s.mean('provisioning_node_hours'), 1)} "
+            f"| {_fmt(s.mean('placeholder_only_node_hours'), 1)} "
+            f"| {_fmt(s.mean('empty_node_hours'), 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(scenario: Scenario, results: Sequence[RunResult]) -> str:
+    summaries = summarize(results)
+    seeds = sorted({r.seed for r in results})
+    users = sorted({r.users for r in results})
+    title = (
+        f"### {scenario.name}: {scenario.duration / 3600:g} h, {scenario.autoscaler.mode} "
+        f"autoscaler, seeds {', '.join(map(str, seeds))}"
+    )
+    note = (
+        f"Users per seed: {', '.join(map(str, users))}. Mean"
+        + (" ± standard deviation" if len(seeds) > 1 else "")
+        + " over seeds. Node-hours are billed from the scale-up request to the deletion."
+    )
+    return "\n\n".join(
+        [title, note, comparison_table(summaries), "Where the node-hours went:",
+         breakdown_table(summaries)]
+    )  # fmt: skip
+
+
+def to_json(scenario: Scenario, results: Sequence[RunResult]) -> dict[str, Any]:
+    return {
+        "scenario": scenario.model_dump(mode="json", exclude={"base_dir"}),
+        "runs": [r.summary() for r in results],
+        "summary": [s.as_dict() for s in summarize(results)],
+    }
+
+
+def write_json(path: Path, scenario: Scenario, results: Sequence[RunResult]) -> None:
+    path.write_text(json.dumps(to_json(scenario, results), indent=2) + "\n", encoding="utf-8")
+
+
+def plot_nodes(
+    path: Path, scenario: Scenario, results: Sequence[RunResult], users: Sequence[UserSpec]
+) -> None:
+    """Nodes over time for each policy (first seed), with the lower bound's node count."""
+    first = min(r.seed for r in results)
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
+    hours = scenario.duration / 3600
+    for r in results:
+        if r.seed != first:
+            continue
+        xs = [t / 3600 for t, _ in r.timeline] + [hours]
+        ys = [n for _, n in r.timeline] + [r.timeline[-1][1] if r.timeline else 0]
+        ax.step(xs, ys, where="post", label=f"{r.policy} ({r.node_hours:,.0f} node-h)")
+    bound = lower_bound_series(users, scenario)
+    ax.fill_between(
+        [t / 3600 for t, _ in bound],
+        [n for _, n in bound],
+        step="post",
+        color="grey",
+        alpha=0.25,
+        linewidth=0,
+        label="lower bound",
+    )
+    ax.set_xlabel("hours")
+    ax.set_ylabel("nodes")
+    ax.set_xlim(0, hours)
+    ax.set_title(f"{scenario.name}: nodes over time (seed {first}, {scenario.autoscaler.mode})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_waits(path: Path, scenario: Scenario, results: Sequence[RunResult]) -> None:
+    """Empirical CDF of the wait from arrival to a running server, all seeds; failed spawns
+    are counted as waits beyond the start timeout."""
+    timeout = scenario.spawner.start_timeout
+    by_policy: dict[str, list[float]] = {}
+    for r in results:
+        waits = by_policy.setdefault(r.policy, [])
+        waits.extend(r.waits)
+        waits.extend([math.inf] * r.failed_spawns)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for policy, waits in by_policy.items():
+        if not waits:
+            continue
+        ordered = sorted(waits)
+        n = len(ordered)
+        xs = [max(w, 0.1) if math.isfinite(w) else timeout * 1.5 for w in ordered]
+        ys = [(i + 1) / n for i in range(n)]
+        ax.step(xs, ys, where="post", label=policy)
+    ax.axvline(60, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(timeout, color="red", linestyle=":", linewidth=1, label="start timeout")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds from arrival to a running server (log)")
+    ax.set_ylabel("share of users")
+    ax.set_ylim(0, 1.01)
+    ax.set_title(f"{scenario.name}: user wait (all seeds; failed spawns at the right)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
