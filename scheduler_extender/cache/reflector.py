@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from scheduler_extender.convert import (
     pod_from_json,
 )
 from scheduler_extender.core.types import Node, Pod
-from scheduler_extender.kube import ApiError, Kind, KubeClient, Obj, WatchStream
+from scheduler_extender.kube import ApiError, Kind, KubeClient, ListPage, Obj, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -173,25 +174,33 @@ class Reflector:
 
     # --- list ---
 
+    def _fetch(self, token: str) -> ListPage:
+        return self.kube.list(
+            self.kind,
+            limit=self.options.page_size,
+            continue_token=token,
+            timeout=self.options.request_timeout_seconds,
+        )
+
     def _list(self, reason: str) -> str:
-        token = ""
+        """All pages, converting each while the next one is being fetched: the API server's
+        time to serve a page overlaps with ours to convert the previous one."""
         converted: list[Any] = []
-        while True:
-            page = self.kube.list(
-                self.kind,
-                limit=self.options.page_size,
-                continue_token=token,
-                timeout=self.options.request_timeout_seconds,
-            )
-            for item in page.items:
-                if self.kind == "pods" and is_terminal(item):
-                    continue
-                value = self._convert(item)
-                if value is not None:
-                    converted.append(value)
-            if not page.continue_token or self.stop.is_set():
-                break
-            token = page.continue_token
+        with ThreadPoolExecutor(1, thread_name_prefix=f"list-{self.kind}") as pool:
+            pending = pool.submit(self._fetch, "")
+            while True:
+                page = pending.result()
+                more = bool(page.continue_token) and not self.stop.is_set()
+                if more:
+                    pending = pool.submit(self._fetch, page.continue_token)
+                for item in page.items:
+                    if self.kind == "pods" and is_terminal(item):
+                        continue
+                    value = self._convert(item)
+                    if value is not None:
+                        converted.append(value)
+                if not more:
+                    break
         if self.kind == "nodes":
             nodes: list[Node] = converted
             self.sink(Change("nodes", "LIST", lambda s: s.replace_nodes(nodes)))

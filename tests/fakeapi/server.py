@@ -484,6 +484,13 @@ class _Handler(BaseHTTPRequestHandler):
                 counts = {rt.plural: len(objs) for rt, objs in store.objects.items()}
                 self._send_json(200, {"resourceVersion": store.rv, "counts": counts})
             return
+        if self.path in ("/_fake/pause", "/_fake/resume") and method == "POST":
+            if self.path.endswith("pause"):
+                self.fake.paused.set()
+            else:
+                self.fake.paused.clear()
+            self._send_json(200, {"paused": self.fake.paused.is_set()})
+            return
         if self.path == "/_fake/churn" and method == "POST":
             body = self._body()
             count = int(body.get("count", 1000))

@@ -346,12 +346,13 @@ class ApiStore:
     def create_many(self, rt: ResourceType, objs: Iterable[Obj]) -> int:
         """Bulk load without per-object copies or history-waiter wakeups (benchmarks)."""
         n = 0
+        created = _now()
         with self.cond:
             for obj in objs:
                 meta = obj["metadata"]
                 ns = meta.get("namespace", "") if rt.namespaced else ""
                 meta.setdefault("uid", str(uuid.uuid4()))
-                meta.setdefault("creationTimestamp", _now())
+                meta.setdefault("creationTimestamp", created)
                 obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
                 self._stamp(rt, obj)
                 self.objects[rt][(ns, meta["name"])] = obj

@@ -1,0 +1,196 @@
+"""Live cache at the upstream scalability envelope: initial sync, peak RSS, events/s applied.
+
+Runs the fake API server (tests/fakeapi) in its own process on 127.0.0.1 with N nodes and M running
+user pods (default 5,000 / 150,000: the Kubernetes scalability envelope, ref:
+https://kubernetes.io/docs/setup/best-practices/cluster-large/), then in this process:
+
+1. **decode**: one list page of 500 pods decoded two ways, side by side: raw JSON (orjson) +
+   ``convert.pod_from_json`` (what the cache does) vs the client's model deserialization
+   (``V1PodList``) + ``sanitize_for_serialization`` + ``pod_from_json``;
+2. **initial sync**: ``LiveState`` lists nodes and pods (pages of 500) through the real
+   ``kubernetes`` client until both are applied; wall time and RSS;
+3. **sustained events**: the server appends E pod MODIFIED events while the watch is held back,
+   then releases it; the time to apply all E gives the cache's events/s (client-bound), and a
+   second round with the watch live shows the rate when events arrive as they are written.
+
+Targets (issue 3): sync <= 60 s, peak RSS <= 2 GiB, >= 5,000 events/s.  Not a test: prints
+figures.  The machine has 2 cores shared with other work; the server process uses one of them.
+
+    .venv/bin/python benchmarks/cache_sync.py                 # full envelope
+    .venv/bin/python benchmarks/cache_sync.py --quick         # 1,000 nodes / 30,000 pods
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scheduler_extender.cache.live import LiveState
+from scheduler_extender.cache.options import CacheOptions
+from scheduler_extender.convert import pod_from_json
+from scheduler_extender.kube import KubeClient, connect
+
+GIB = 1024**3
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def control(port: int, path: str, body: Any = None) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    if body is None:
+        conn.request("GET", path)
+    else:
+        conn.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
+    data = orjson.loads(conn.getresponse().read())
+    conn.close()
+    return data
+
+
+def start_server(nodes: int, pods: int, workdir: Path) -> tuple[subprocess.Popen[str], int, Path]:
+    kubeconfig = workdir / "kubeconfig"
+    cmd = [sys.executable, "-m", "tests.fakeapi", "--nodes", str(nodes), "--pods", str(pods),
+           "--kubeconfig", str(kubeconfig)]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise SystemExit(f"fake API server did not start: {line!r}")
+    return proc, int(line.rsplit(":", 1)[1]), kubeconfig
+
+
+def compare_decoding(kube: KubeClient, reps: int) -> dict[str, float]:
+    """Median seconds to turn one 500-pod page into core Pods, raw vs model."""
+    response = kube.core.list_pod_for_all_namespaces(limit=500, _preload_content=False)
+    raw = response.data
+    response.release_conn()
+    api = kube.api_client
+    times: dict[str, list[float]] = {"raw": [], "model": []}
+    for _ in range(reps):
+        start = time.perf_counter()
+        items = orjson.loads(raw)["items"]
+        [pod_from_json(item) for item in items]
+        times["raw"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        model = api.deserialize(raw.decode(), "V1PodList", "application/json")
+        dicts = [api.sanitize_for_serialization(p) for p in model.items]
+        [pod_from_json(item) for item in dicts]
+        times["model"].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()} | {"bytes": float(len(raw))}
+
+
+def applied(registry: CollectorRegistry) -> float:
+    value = registry.get_sample_value(
+        "scheduler_extender_cache_events_applied_total", {"kind": "pods", "type": "MODIFIED"}
+    )
+    return value or 0.0
+
+
+def churn_rate(
+    port: int, registry: CollectorRegistry, events: int, *, held: bool
+) -> dict[str, float]:
+    base = applied(registry)
+    if held:
+        control(port, "/_fake/pause", {})
+    start = time.perf_counter()
+    made = control(port, "/_fake/churn", {"count": events})
+    if held:
+        start = time.perf_counter()
+        control(port, "/_fake/resume", {})
+    while applied(registry) - base < events:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    return {"events": events, "seconds": elapsed, "rate": events / elapsed,
+            "server_seconds": made["seconds"]}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--pods", type=int, default=150_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="1,000 nodes, 30,000 pods, 20,000 events"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.pods, args.events = 1000, 30_000, 20_000
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"starting fake API server with {args.nodes} nodes, {args.pods} pods ...", flush=True)
+        proc, port, kubeconfig = start_server(args.nodes, args.pods, Path(tmp))
+        try:
+            kube = connect(kubeconfig=kubeconfig)
+            assert kube is not None
+            dec = compare_decoding(kube, args.reps)
+            rss_start = rss_bytes()
+            registry = CollectorRegistry()
+            state = LiveState(
+                kube, CacheOptions(page_size=500, freeze_gc_after_sync=True), registry=registry
+            )
+            start = time.perf_counter()
+            state.start()
+            if not state.wait_synced(600):
+                raise SystemExit("initial sync did not finish in 600 s")
+            sync = time.perf_counter() - start
+            snap = state.snapshot()
+            rss_synced = rss_bytes()
+            held = churn_rate(port, registry, args.events, held=True)
+            live = churn_rate(port, registry, args.events, held=False)
+            stats = control(port, "/_fake/stats")
+            peak = peak_rss_bytes()
+            state.stop()
+            kube.close()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    ok_counts = len(snap.nodes) == args.nodes and len(snap.pod_nodes) == args.pods
+    print()
+    print(f"cluster: {args.nodes} nodes, {args.pods} pods (server says {stats['counts']['nodes']} / {stats['counts']['pods']}); "  # fmt: skip
+          f"cache holds {len(snap.nodes)} nodes, {len(snap.pod_nodes)} pods: {'match' if ok_counts else 'MISMATCH'}")  # fmt: skip
+    print()
+    print(f"decode one page of 500 pods ({dec['bytes'] / 1024:.0f} KiB), median of {args.reps}:")
+    print(f"  raw JSON (orjson) + convert     {dec['raw'] * 1e3:8.1f} ms")
+    print(f"  client models + sanitize + convert {dec['model'] * 1e3:5.1f} ms   ({dec['model'] / dec['raw']:.1f}x slower)")  # fmt: skip
+    print()
+    print("| figure | measured | target |")
+    print("|---|---|---|")
+    print(
+        f"| initial sync (list + apply) | {sync:.1f} s ({args.pods / sync:,.0f} pods/s) | <= 60 s |"
+    )
+    print(f"| RSS after sync | {rss_synced / 2**20:,.0f} MiB (process start: {rss_start / 2**20:,.0f} MiB) | |")  # fmt: skip
+    print(f"| peak RSS (whole run) | {peak / 2**20:,.0f} MiB | <= 2048 MiB |")
+    print(f"| events applied, backlog | {held['rate']:,.0f} events/s ({held['events']:,} in {held['seconds']:.1f} s) | >= 5,000/s |")  # fmt: skip
+    print(f"| events applied, live stream | {live['rate']:,.0f} events/s (server wrote them in {live['server_seconds']:.1f} s) | |")  # fmt: skip
+    verdicts = [sync <= 60, peak <= 2 * GIB, held["rate"] >= 5000, ok_counts]
+    print()
+    print("all targets met" if all(verdicts) else "TARGET MISSED")
+    return 0 if all(verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
