@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit serve clean
+.PHONY: run test lint typecheck unit serve clean manifests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 ## run: the main job on the embedded default
 run: $(VENV)/.installed
 	$(BIN)/scheduler-extender serve
+
+## manifests: regenerate the chart's values.schema.json and the plain manifests (a test fails
+## when they are stale)
+manifests: $(VENV)/.installed-dev
+	$(BIN)/python manifests/render.py
 
 ## test: lint, types, architecture contract and the whole test suite
 test: $(VENV)/.installed-dev lint typecheck unit

@@ -1,0 +1,145 @@
+"""Generated files are fresh, and README's install commands are the ones that work.
+
+README's "Install on a cluster" commands are parsed and replayed: the helm command renders with
+its exact flags through Helm's engine, and the kubectl commands refer to the committed plain
+manifests and to objects in them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+from manifests import render as chart_render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_files_are_fresh() -> None:
+    """Fails when the chart or schema source changed without `make manifests`."""
+    assert chart_render.main(["--check"]) == 0
+
+
+def test_check_notices_a_stale_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "scheduler-extender.yaml"
+    stale.write_text(chart_render.PLAIN_MANIFEST.read_text().replace("replicas: 2", "replicas: 1"))
+    monkeypatch.setattr(chart_render, "PLAIN_MANIFEST", stale)
+    monkeypatch.setattr(chart_render, "HERE", tmp_path / "manifests")
+    assert chart_render.main(["--check"]) == 1
+    assert "stale: scheduler-extender.yaml (run `make manifests`)" in capsys.readouterr().err
+
+
+def test_plain_manifest_has_no_helm_hooks_and_one_namespace() -> None:
+    docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
+    assert docs
+    for doc in docs:
+        assert "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})
+        assert doc["metadata"].get("namespace", chart_render.PLAIN_NAMESPACE) == (
+            chart_render.PLAIN_NAMESPACE
+        )
+    kinds = [d["kind"] for d in docs]
+    assert kinds.index("PriorityClass") < kinds.index("Deployment")
+    assert kinds.index("ServiceAccount") < kinds.index("Deployment")
+
+
+# --- README --------------------------------------------------------------------------------
+
+
+def readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Install on a cluster", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip():
+                commands.append(shlex.split(line))
+    return commands
+
+
+def parse_helm(argv: list[str]) -> dict[str, Any]:
+    """The `helm upgrade --install` flags README uses; any other flag fails the test."""
+    assert argv[:3] == ["helm", "upgrade", "--install"], argv
+    release, chart = argv[3], argv[4]
+    out: dict[str, Any] = {"release": release, "chart": chart, "files": [], "sets": {},
+                           "namespace": "default", "timeout": None}  # fmt: skip
+    rest = argv[5:]
+    while rest:
+        flag = rest.pop(0)
+        if flag in ("--namespace", "-n"):
+            out["namespace"] = rest.pop(0)
+        elif flag == "--create-namespace":
+            pass
+        elif flag in ("--values", "-f"):
+            out["files"].append(ROOT / rest.pop(0))
+        elif flag == "--set":
+            out["sets"] = chart_render.merge_values(
+                out["sets"], helm_python.parse_set_string(rest.pop(0))
+            )
+        elif flag == "--timeout":
+            out["timeout"] = rest.pop(0)
+        else:
+            raise AssertionError(f"README uses a helm flag this test does not replay: {flag}")
+    return out
+
+
+def go_duration_seconds(text: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)([hms])", text))
+
+
+def test_readme_helm_command_renders() -> None:
+    (helm_cmd,) = [c for c in readme_commands() if c[0] == "helm"]
+    args = parse_helm(helm_cmd)
+    assert (ROOT / args["chart"]).resolve() == chart_render.CHART
+    values = chart_render.load_values(args["files"], args["sets"])
+    docs = chart_render.documents(
+        chart_render.render(values, release=args["release"], namespace=args["namespace"])
+    )
+    image = args["sets"]["image"]["name"]
+    ours = [
+        c["image"]
+        for _, o in docs
+        if o["kind"] in ("Deployment", "Job")
+        for c in o["spec"]["template"]["spec"]["containers"]
+        if c["name"] in ("extender", "awaiter")
+    ]
+    assert ours and all(i == f"{image}:0.1.0" for i in ours)
+    # Helm must wait longer than the pullers' awaiter, or Helm gives up first.
+    hook_timeout = yaml.safe_load((chart_render.CHART / "values.yaml").read_text())["prePuller"][
+        "hook"
+    ]["timeoutSeconds"]
+    assert go_duration_seconds(args["timeout"]) > hook_timeout + 120
+
+
+def test_readme_docker_tag_matches_the_chart() -> None:
+    commands = readme_commands()
+    (build,) = [c for c in commands if c[:2] == ["docker", "build"]]
+    tag = build[build.index("-t") + 1]
+    (helm_cmd,) = [c for c in commands if c[0] == "helm"]
+    args = parse_helm(helm_cmd)
+    app_version = yaml.safe_load((chart_render.CHART / "Chart.yaml").read_text())["appVersion"]
+    assert tag == f"{args['sets']['image']['name']}:{app_version}"
+
+
+def test_readme_kubectl_commands_match_the_plain_manifests() -> None:
+    commands = [c for c in readme_commands() if c[0] == "kubectl"]
+    create, apply, set_image = commands
+    assert create == ["kubectl", "create", "namespace", chart_render.PLAIN_NAMESPACE]
+    assert apply[:3] == ["kubectl", "apply", "-f"]
+    assert (ROOT / apply[3]).resolve() == chart_render.PLAIN_MANIFEST
+    docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
+    assert set_image[:4] == ["kubectl", "--namespace", chart_render.PLAIN_NAMESPACE, "set"]
+    kind, name = set_image[5].split("/")
+    container, image = set_image[6].split("=")
+    (deployment,) = [d for d in docs if d["kind"].lower() == kind and d["metadata"]["name"] == name]
+    names = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert container in names
+    assert image.endswith(":0.1.0")
