@@ -267,11 +267,6 @@ def test_extender_env_is_accepted_by_settings(
     """Every SCHEDULER_EXTENDER_* the chart sets is a real setting, with a valid value."""
     env = extender_env(values_set)
     fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    # The bind switch arrives with the live-state issue; until Settings has the field, the
-    # chart's name for it is a proposal (templates/user-scheduler/deployment.yaml).
-    bind_pending = BIND_ENV in env and BIND_ENV not in fields
-    if bind_pending:
-        del env[BIND_ENV]
     assert set(env) - fields == set()
     for name in list(Settings.model_fields):
         monkeypatch.delenv(ENV_PREFIX + name.upper(), raising=False)
@@ -289,8 +284,26 @@ def test_extender_env_is_accepted_by_settings(
     )  # fmt: skip
     for key, value in (ext.get("settings") or {}).items():
         assert getattr(settings, key) == value
-    if bind_pending:
-        pytest.xfail(f"{BIND_ENV} is not a Settings field yet")
+    assert settings.live_state == "on", "in a pod the extender must not serve the demo"
+    assert settings.bind_enabled is bool(ext.get("bind"))
+    if settings.bind_enabled:
+        (extender,) = scheduler_config(rendered(values_set))["extenders"]
+        assert settings.bind_timeout_seconds < go_seconds(extender["httpTimeout"])
+
+
+def go_seconds(duration: str) -> float:
+    return float(duration[:-2]) / 1000 if duration.endswith("ms") else float(duration[:-1])
+
+
+@pytest.mark.parametrize(
+    ("timeout", "bind_timeout"), [("1s", "0.800"), ("500ms", "0.400"), ("2.5s", "2.000")]
+)
+def test_bind_timeout_follows_http_timeout(timeout: str, bind_timeout: str) -> None:
+    docs = render_values(
+        {"scheduling": {"userScheduler": {"extender": {"bind": True, "httpTimeout": timeout}}}}
+    )
+    env = {e["name"]: e["value"] for e in extender_container(docs)["env"]}
+    assert env[ENV_PREFIX + "BIND_TIMEOUT_SECONDS"] == bind_timeout
 
 
 def test_extender_settings_cannot_shadow_chart_values() -> None:
