@@ -232,6 +232,13 @@ def test_wheel_runs_as_the_images_non_root_user(installed: Path) -> None:
     setpriv = shutil.which("setpriv")
     if os.getuid() != 0 or setpriv is None:
         pytest.skip("needs root and util-linux setpriv to switch to uid 65532")
+    # The dependencies come from the test venv: another user must be able to reach it.
+    for parent in [Path(sys.prefix), *Path(sys.prefix).parents]:
+        if not parent.stat().st_mode & 0o001:
+            pytest.skip(
+                f"{parent} is not searchable by other users, so uid 65532 cannot load "
+                "the test venv's dependencies here"
+            )
     scratch = Path(tempfile.mkdtemp(prefix="se-scratch-"))
     try:
         os.chown(scratch, IMAGE_UID, IMAGE_UID)

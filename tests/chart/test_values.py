@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import helm_python
 import pytest
 import yaml
 from helm_python import HelmValuesError
@@ -143,3 +144,15 @@ def test_notes_warn_about_a_scheduler_newer_than_the_cluster() -> None:
 def test_notes_point_out_the_local_image_name() -> None:
     assert "bare local name" in notes({})
     assert "bare local name" not in notes({"image": {"name": "ghcr.io/x/scheduler-extender"}})
+
+
+@pytest.mark.parametrize("values_set", ["defaults", "everything-on", "no-tolerations"])
+def test_helm_lint_strict_finds_no_warnings(values_set: str) -> None:
+    from tests.chart.conftest import values_for
+
+    report = helm_python.lint(
+        str(chart_render.CHART), values_for(values_set), strict=True, namespace=NAMESPACE
+    )
+    # Severity 1 is informational ("icon is recommended"); 2 is a warning, 3 an error.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+    assert report["errors"] == []
