@@ -13,6 +13,10 @@ https://kubernetes.io/docs/setup/best-practices/cluster-large/), then in this pr
    then releases it; the time to apply all E gives the cache's events/s (client-bound), and a
    second round with the watch live shows the rate when events arrive as they are written.
 
+Meanwhile the real app runs under uvicorn in this same process (as ``serve`` runs it beside the
+cache) and a separate prober process posts ``/prioritize`` in a loop: its latency per phase shows
+what the cache's threads cost the hot path.
+
 Targets (issue 3): sync <= 60 s, peak RSS <= 2 GiB, >= 5,000 events/s.  Not a test: prints
 figures.  The machine has 2 cores shared with other work; the server process uses one of them.
 
@@ -23,6 +27,7 @@ figures.  The machine has 2 cores shared with other work; the server process use
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import resource
 import statistics
@@ -42,6 +47,7 @@ from scheduler_extender.cache.live import LiveState
 from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.convert import pod_from_json
 from scheduler_extender.kube import KubeClient, connect
+from scheduler_extender.serve import SWITCH_INTERVAL
 
 GIB = 1024**3
 
@@ -102,6 +108,80 @@ def compare_decoding(kube: KubeClient, reps: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()} | {"bytes": float(len(raw))}
 
 
+PROBE_NODES = 100
+
+
+def probe(port: int, names: list[str]) -> None:
+    """Prober process: POST /prioritize (100 candidate nodes) in a loop, printing
+    "start_time seconds status" per call until killed."""
+    from tests.factories import pod_json
+
+    body = orjson.dumps({"Pod": pod_json(), "NodeNames": names})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    while True:
+        start = time.time()
+        t0 = time.perf_counter()
+        conn.request("POST", "/prioritize", body, headers)
+        reply = conn.getresponse()
+        reply.read()
+        print(f"{start:.6f} {time.perf_counter() - t0:.6f} {reply.status}", flush=True)
+        time.sleep(0.002)
+
+
+def serve_app(state: LiveState) -> tuple[int, Any]:
+    """The real app under uvicorn in this process (as serve runs it beside the cache)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from scheduler_extender.app import create_app
+    from scheduler_extender.config import Settings
+
+    app = create_app(Settings(), state=state, registry=CollectorRegistry())
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return sock.getsockname()[1], server
+
+
+class GcTimer:
+    """Durations of the cyclic GC's collections in this process, by generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.durations: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.durations[info["generation"]].append(time.perf_counter() - self.started)
+
+    def report(self) -> str:
+        full = self.durations[2]
+        longest = max(full, default=0.0) * 1e3
+        return f"{len(full)} full collections (longest {longest:.0f} ms)"
+
+
+def latency(samples: list[tuple[float, float, int]], start: float, end: float) -> str:
+    inside = [s for s in samples if start <= s[0] <= end]
+    if not inside:
+        return "no calls"
+    ms = sorted(s[1] * 1e3 for s in inside)
+    bad = sum(1 for s in inside if s[2] != 200)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return (
+        f"{len(ms)} calls, p50 {statistics.median(ms):.2f} ms, p99 {p99:.2f} ms, "
+        f"max {ms[-1]:.1f} ms, non-200: {bad}"
+    )
+
+
 def applied(registry: CollectorRegistry) -> float:
     value = registry.get_sample_value(
         "scheduler_extender_cache_events_applied_total", {"kind": "pods", "type": "MODIFIED"}
@@ -138,7 +218,18 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="1,000 nodes, 30,000 pods, 20,000 events"
     )
+    parser.add_argument("--page-size", type=int, default=CacheOptions().page_size)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=SWITCH_INTERVAL,
+        help="sys.setswitchinterval for this process (serve sets %(default)s with live state)",
+    )
+    parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe(args.probe, [f"user-node-{i:05d}" for i in range(PROBE_NODES)])
+        return 0
     if args.quick:
         args.nodes, args.pods, args.events = 1000, 30_000, 20_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,15 +244,38 @@ def main() -> int:
             state = LiveState(
                 kube, CacheOptions(page_size=500, freeze_gc_after_sync=True), registry=registry
             )
+            gc_timer = GcTimer()
+            app_port, app_server = serve_app(state)
+            prober = subprocess.Popen(
+                [sys.executable, __file__, "--probe", str(app_port)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(1.0)
+            phases = {"before sync (empty cache)": (time.time() - 1.0, time.time())}
             start = time.perf_counter()
+            t_sync = time.time()
             state.start()
             if not state.wait_synced(600):
                 raise SystemExit("initial sync did not finish in 600 s")
             sync = time.perf_counter() - start
+            phases["during initial sync"] = (t_sync, time.time())
             snap = state.snapshot()
             rss_synced = rss_bytes()
+            t_idle = time.time()
+            time.sleep(3.0)
+            phases["synced, idle"] = (t_idle, time.time())
+            t_churn = time.time()
             held = churn_rate(port, registry, args.events, held=True)
+            phases["applying the event backlog"] = (t_churn, time.time())
             live = churn_rate(port, registry, args.events, held=False)
+            prober.terminate()
+            out, _ = prober.communicate(timeout=30)
+            samples = [
+                (float(a), float(b), int(c))
+                for a, b, c in (line.split() for line in out.splitlines() if line.count(" ") == 2)
+            ]
+            app_server.should_exit = True
             stats = control(port, "/_fake/stats")
             peak = peak_rss_bytes()
             state.stop()
@@ -179,6 +293,7 @@ def main() -> int:
         + ("match" if ok_counts else "MISMATCH")
     )
     print()
+    print(f"page size {args.page_size}, switch interval {args.switch_interval * 1e3:g} ms")
     print(f"decode one page of 500 pods ({dec['bytes'] / 1024:.0f} KiB), median of {args.reps}:")
     print(f"  raw JSON (orjson) + convert          {dec['raw'] * 1e3:8.1f} ms")
     print(
@@ -198,6 +313,11 @@ def main() -> int:
          f"{live['rate']:,.0f} events/s (server wrote them in {live['server_seconds']:.1f} s)",
          ""),
     ]  # fmt: skip
+    print()
+    print(f"prioritize ({PROBE_NODES} candidate nodes) served from this process meanwhile:")
+    for name, (begin, end) in phases.items():
+        print(f"  {name:28s} {latency(samples, begin, end)}")
+    print(f"  cyclic GC in this process: {gc_timer.report()}")
     print()
     print("| figure | measured | target |")
     print("|---|---|---|")

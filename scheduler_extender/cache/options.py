@@ -30,5 +30,8 @@ class CacheOptions:
     assume_ttl_seconds: float = 30.0
     #: Timeout of one Binding POST (kube-scheduler's extender call times out after 5 s by default).
     bind_timeout_seconds: float = 4.0
-    #: Freeze the garbage collector's view of the heap after the first full sync (see serve.py).
+    #: Manage the cyclic garbage collector for a process that serves from this cache: no
+    #: automatic collections until the first sync is applied, then ``gc.freeze()`` the cache
+    #: (and again after each relist), so full collections never walk it.  Global to the
+    #: process, hence off by default and on in ``serve``.
     freeze_gc_after_sync: bool = False

@@ -209,3 +209,34 @@ def test_readyz_is_503_until_both_kinds_listed(server: FakeApiServer, kube: obje
         assert state.readiness().ready
     finally:
         state.stop()
+
+
+def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
+    server: FakeApiServer, kube: object
+) -> None:
+    import dataclasses
+    import gc
+
+    from prometheus_client import CollectorRegistry
+
+    from scheduler_extender.kube import KubeClient
+
+    assert isinstance(kube, KubeClient)
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    gate = threading.Event()
+    server.store.hooks.after_list_page = lambda rt, page: gate.wait(10) if rt == PODS else None
+    options = dataclasses.replace(FAST, freeze_gc_after_sync=True)
+    state = LiveState(kube, options, registry=CollectorRegistry()).start()
+    try:
+        eventually(lambda: "nodes" in state.listed, 10, "nodes listed")
+        assert not gc.isenabled()  # still syncing pods: no automatic collections
+        gate.set()
+        assert state.wait_synced(10)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gate.set()
+        state.stop()
+        gc.unfreeze()
+    assert gc.isenabled()
