@@ -210,7 +210,12 @@ class LiveState:
     def readiness(self) -> Readiness:
         missing = [kind for kind in KINDS if kind not in self.listed]
         if missing:
-            return Readiness(False, f"waiting for the first list of {' and '.join(missing)}")
+            reason = f"waiting for the first list of {' and '.join(missing)}"
+            errors = [self.reflectors[k].status.last_error for k in missing]
+            if any(errors):
+                # e.g. RBAC missing: say so instead of waiting silently.
+                reason += f" (last error: {next(e for e in errors if e)})"
+            return Readiness(False, reason)
         now = self.clock()
         for kind, reflector in self.reflectors.items():
             since = reflector.status.broken_since

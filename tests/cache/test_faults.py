@@ -240,3 +240,26 @@ def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
         state.stop()
         gc.unfreeze()
     assert gc.isenabled()
+
+
+def test_readyz_says_why_the_first_list_fails(server: FakeApiServer, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from scheduler_extender.kube import connect
+
+    assert isinstance(tmp_path, Path)
+    server.token = "another-token"  # our kubeconfig's token is now rejected: 401
+    kube = connect(kubeconfig=server.write_kubeconfig(tmp_path / "kc"))
+    server.token = "fake-token"
+    assert kube is not None
+    state = LiveState(kube, FAST, registry=CollectorRegistry()).start()
+    try:
+        reason = eventually(
+            lambda: "last error" in state.readiness().reason and state.readiness().reason, 10
+        )
+        assert reason.startswith("waiting for the first list of nodes and pods (last error: 401")
+    finally:
+        state.stop()
+        kube.close()
