@@ -133,6 +133,7 @@ class Simulation:
         self.placeholder_pods: dict[str, SimPod] = {}
         self.users_waiting = 0
         self.users_running = 0
+        self._placed_leave: dict[str, float] = {}
         self._cycle_pending = False
         self._node_seq = 0
         self._pod_seq = 0
@@ -151,6 +152,9 @@ class Simulation:
             extender_view=self._extender_snapshot if ext is not None else None,
             image_sizes=self.image_sizes,
         )
+        if profile.oracle:
+            self.view.leaves_at = self._leaves_at
+            self.view.placed_leave = self._placed_leave
         self.autoscaler = make_autoscaler(self)
 
     # --- event queue -----------------------------------------------------------------------
@@ -530,6 +534,8 @@ class Simulation:
         if sp.placeholder:
             sp.state = PodState.RUNNING
             return
+        assert sp.user is not None
+        self._placed_leave[sp.uid] = departure(sp.user, self.scenario, self.now)
         start = self.now
         for image in sp.pod.images:
             if image not in sim.node.images:
@@ -566,6 +572,7 @@ class Simulation:
             if sp.placeholder:
                 self._account_placeholder(sp, self.now)
         del self.pods[sp.uid]
+        self._placed_leave.pop(sp.uid, None)
         if sp.placeholder and evicted:
             # The StatefulSet controller recreates it.
             self.at(self.now + self.scenario.placeholders.recreate_delay, Kind.RECREATE)
@@ -603,7 +610,9 @@ class Simulation:
         self.stats.waits.append(wait)
         if sp.waited_on_pull:
             self.stats.pull_waits += 1
-        self.at(departure(user, self.scenario, self.now), Kind.DEPART, sp)
+        leave = departure(user, self.scenario, self.now)
+        self._placed_leave[sp.uid] = leave
+        self.at(leave, Kind.DEPART, sp)
 
     def _on_timeout(self, obj: object) -> None:
         sp = obj if isinstance(obj, SimPod) else None
@@ -618,6 +627,13 @@ class Simulation:
             self.delete_pod(sp)
 
     # --- placeholders ----------------------------------------------------------------------
+
+    def _leaves_at(self, pod: Pod) -> float:
+        """The oracle's knowledge: when ``pod``'s user leaves if their server starts now."""
+        sp = self.pods.get(pod.uid)
+        if sp is None or sp.user is None:
+            return 0.0
+        return departure(sp.user, self.scenario, self.now)
 
     def _placeholders(self) -> list[SimPod]:
         return list(self.placeholder_pods.values())

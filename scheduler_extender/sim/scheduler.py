@@ -47,11 +47,14 @@ from scheduler_extender.core.snapshot import with_pod, without_pod
 from scheduler_extender.core.types import NodeInfo, Pod, SelectorTerm, Snapshot
 from scheduler_extender.sim import plugins
 
-#: Extender weight of the shipped profile.  One extender level (10 * weight points) must
-#: outweigh the whole range of the in-tree plugins it sits on (NodeResourcesFit 121 x 100 +
-#: ImageLocality 11 x 100 + TaintToleration 3 x 100 = 13,500), and the whole extender range
-#: (100 * weight) must stay below one preferred node-affinity term (NodeAffinity 14631 x 100).
-EXTENDER_WEIGHT = 2000
+#: Extender weight of the shipped profile (the chart's ``extender.weight``, docs/install.md).
+#: One extender level (10 * weight = 14,000 points) outweighs the whole range of every in-tree
+#: score below it in z2jh's profile (NodeResourcesFit 121 x 100 + ImageLocality 11 x 100 +
+#: TaintToleration 3, PodTopologySpread 2 and VolumeBinding 1 at default weights x 100 =
+#: 13,800), and the whole extender range (100 * weight = 140,000) stays below one preferred
+#: node-affinity term (NodeAffinity 14631 x 100).  Any weight in 1,381..14,630 leads the same
+#: way; the simulator finds no difference among them (benchmarks/results/policy-questions-*).
+EXTENDER_WEIGHT = 1400
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
@@ -90,6 +93,10 @@ class Profile:
     #: ~350 pods/s upstream defaults, ~490 z2jh, ~140 with an extender in the cycle).
     cycle_seconds: float = 1 / 350
     extender: ExtenderSpec | None = None
+    #: A clairvoyant reference, not a deployable policy: it knows when every user will leave
+    #: and dominates the other scores (see ``oracle_scores``).  It bounds what any
+    #: timing-aware placement could win over plain packing.
+    oracle: bool = False
 
 
 DEFAULT = Profile(
@@ -118,6 +125,7 @@ EXTENDER = replace(
     cycle_seconds=1 / 140,
     extender=ExtenderSpec(),
 )
+ORACLE = replace(Z2JH, name="oracle", percentage_of_nodes_to_score=100, oracle=True)
 POLICIES: dict[str, Profile] = {
     "default": DEFAULT,
     "z2jh": Z2JH,
@@ -125,6 +133,7 @@ POLICIES: dict[str, Profile] = {
     "extender-noassume": replace(
         EXTENDER, name="extender-noassume", extender=ExtenderSpec(bind_assume=False)
     ),
+    "oracle": ORACLE,
 }
 
 
@@ -274,6 +283,10 @@ class ClusterView:
     nominated: Mapping[str, Sequence[Pod]]
     image_counts: Mapping[str, int]
     extender_view: Callable[[], Snapshot] | None = None
+    #: For the oracle reference only: when the pod being placed will leave if it starts now,
+    #: and when each placed pod (by uid) will leave.
+    leaves_at: Callable[[Pod], float] | None = None
+    placed_leave: Mapping[str, float] = field(default_factory=dict)
     nonzero: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     #: Bumped by the engine whenever nodes or their images change (ImageLocality's inputs).
     image_epoch: int = 0
@@ -407,6 +420,10 @@ class KubeScheduler:
             w = prof.node_affinity_weight
             for i, score in enumerate(plugins.default_normalize(affinity, reverse=False)):
                 totals[i] += w * score
+        if prof.oracle and view.leaves_at is not None:
+            scale = 100 * 100_000  # above every plugin's full range
+            for i, score in enumerate(oracle_scores(pod, infos, view)):
+                totals[i] += score * scale
         ext = prof.extender
         if ext is not None and view.extender_view is not None:
             snapshot = view.extender_view()
@@ -555,6 +572,32 @@ class KubeScheduler:
                 return None
         best = min(order, key=lambda name: _preemption_key(found[name], order.index(name)))
         return best, found[best]
+
+
+def oracle_scores(pod: Pod, infos: Sequence[NodeInfo], view: ClusterView) -> list[int]:
+    """Clairvoyant placement: prefer a node that stays busy until this user leaves anyway (the
+    user then adds no node time), the fullest of those; otherwise the node whose busy time the
+    user extends least.  Returns 0..10 levels by rank, like the extender."""
+    assert view.leaves_at is not None
+    mine = view.leaves_at(pod)
+    keys: list[tuple[int, float]] = []
+    for info in infos:
+        ends = [
+            view.placed_leave.get(uid, 0.0) for uid, p in info.pods.items() if not p.placeholder
+        ]
+        busy_until = max(ends, default=0.0)
+        load = (
+            info.requested.memory / info.node.allocatable.memory
+            if info.node.allocatable.memory
+            else 0
+        )
+        if busy_until >= mine:
+            keys.append((0, -load))
+        else:
+            keys.append((1, mine - busy_until))
+    ranked = sorted(set(keys))[:10]
+    level = {key: 10 - n for n, key in enumerate(ranked)}
+    return [level.get(key, 0) for key in keys]
 
 
 _LOWEST_PRIORITY = -(2**31)
