@@ -325,9 +325,10 @@ def load_scenario(name_or_path: str) -> Scenario:
                 f"unknown scenario {name_or_path!r}; built in: {', '.join(names)} "
                 "(or give a path to a YAML file)"
             )
-        res = resources.files(SCENARIO_PACKAGE).joinpath(f"{name_or_path}.yaml")
-        text = res.read_text(encoding="utf-8")
-        source, base = f"scenario {name_or_path}", None
+        root = resources.files(SCENARIO_PACKAGE)
+        text = root.joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        # Shipped traces sit beside their scenario file (a regular directory once installed).
+        source, base = f"scenario {name_or_path}", str(root)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -126,3 +126,24 @@ def test_scenario_errors_name_the_field() -> None:
     with pytest.raises(ScenarioError, match="duration"):
         scenario_from_data({**BASE, "duration": "soon"}, "w")
     assert not math.isnan(scenario_from_data(BASE, "w").duration)
+
+
+def test_every_builtin_scenario_loads() -> None:
+    from scheduler_extender.sim.scenario import builtin_scenarios, load_scenario
+
+    names = builtin_scenarios()
+    assert {"mybinder-week", "classroom-spike", "workshop", "anchor-day", "course-day"} <= set(
+        names
+    )
+    for name in names:
+        assert load_scenario(name).name == name
+
+
+def test_the_shipped_trace_replays_the_same_users_for_every_seed() -> None:
+    from scheduler_extender.sim.scenario import load_scenario
+
+    scenario = load_scenario("course-day")
+    users = generate_users(scenario, 1)
+    assert len(users) == 910
+    assert users == generate_users(scenario, 2)
+    assert {u.memory for u in users} == {2**30, 4 * 2**30}
