@@ -4,6 +4,7 @@ Examples::
 
     scheduler-extender simulate --scenario mybinder-week --policies default,z2jh,extender
     scheduler-extender simulate --scenario classroom-spike --seeds 5 --placeholders 50
+    scheduler-extender simulate --scenario mybinder-week --placeholder-mode adaptive
     scheduler-extender simulate --scenario my-hub.yaml --trace last-week.csv --out results/
     scheduler-extender simulate --scenario anchor-day --set autoscaler.mode=ideal
 
@@ -73,6 +74,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, help="override the scenario's duration")
     p.add_argument("--autoscaler", choices=["realistic", "ideal"], help="autoscaler model")
     p.add_argument("--placeholders", type=int, help="static placeholder count")
+    p.add_argument(
+        "--placeholder-mode",
+        choices=["none", "static", "adaptive", "schedule"],
+        help="how the placeholder controller sizes its pool (docs/placeholders.md)",
+    )
+    p.add_argument(
+        "--placeholder-size", choices=["user", "node"], help="one user's guarantee or a node"
+    )
     p.add_argument("--trace", help="CSV trace of users (replaces generated arrivals)")
     p.add_argument(
         "--set",
@@ -100,6 +109,10 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
         overrides.append(f"autoscaler.mode={args.autoscaler}")
     if args.placeholders is not None:
         overrides.append(f"placeholders.count={args.placeholders}")
+    if args.placeholder_mode:
+        overrides.append(f"placeholders.mode={args.placeholder_mode}")
+    if args.placeholder_size:
+        overrides.append(f"placeholders.size={args.placeholder_size}")
     if args.trace:
         trace = Path(args.trace).resolve()
         if not trace.is_file():

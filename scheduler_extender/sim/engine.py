@@ -30,6 +30,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from scheduler_extender.core.filtering import check_node
+from scheduler_extender.core.placeholders import (
+    Existing,
+    NodeSample,
+    PlaceholderObservation,
+    PoolObservation,
+    reconcile_pool,
+)
 from scheduler_extender.core.policy import (
     DELETION_CANDIDATE_TAINT,
     NODE_PURPOSE_LABEL,
@@ -50,12 +57,7 @@ from scheduler_extender.core.types import (
 from scheduler_extender.sim.autoscaler import make_autoscaler
 from scheduler_extender.sim.cluster import LiveSnapshot
 from scheduler_extender.sim.model import Kind, PodState, Sample, SimNode, SimPod, Stats
-from scheduler_extender.sim.placeholders import (
-    PLAN_INTERVAL,
-    PlaceholderObservation,
-    PlaceholderPlanner,
-    static_planner,
-)
+from scheduler_extender.sim.placeholders import PlaceholderPlanner, core_planner, pool_spec
 from scheduler_extender.sim.scenario import Scenario
 from scheduler_extender.sim.scheduler import (
     IN_TREE_FILTER,
@@ -105,7 +107,8 @@ class Simulation:
         self.profile = profile
         self.seed = seed
         self.users = list(users) if users is not None else generate_users(scenario, seed)
-        self.planner = planner or static_planner(scenario.placeholders.count)
+        self.pool_spec = pool_spec(scenario, POOL, USER_TOLERATIONS, scenario.placeholders.priority)
+        self.planner = planner or core_planner([self.pool_spec])
         self.now = 0.0
         self._events: list[tuple[float, int, int, Kind, object]] = []
         self._seq = 0
@@ -139,8 +142,11 @@ class Simulation:
         self._pod_seq = 0
         self.stats = Stats()
         self.recent_arrivals: deque[float] = deque()
-        first = scenario.users.profiles[0]
-        self.placeholder_requests = Resources(first.cpu, first.memory, 1)
+        #: What a new placeholder requests: one user's guarantee, or a node's share once the
+        #: plan sizes node placeholders.
+        self.placeholder_requests = self.pool_spec.template.requests
+        self._desired: dict[str, int] = {}
+        self._pool_images = frozenset(p.image for p in scenario.users.profiles)
         self.image_sizes = {img.name: img.size for img in scenario.images.known}
         self.pull_images = sorted({u.image for u in self.users} | self.image_sizes.keys())
         self.view = ClusterView(
@@ -642,47 +648,71 @@ class Simulation:
         self._reconcile_placeholders()
 
     def _on_plan(self, _: object) -> None:
-        window = 600.0
-        while self.recent_arrivals and self.recent_arrivals[0] < self.now - window:
+        spec = self.pool_spec.count
+        horizon = max(spec.rate_window, spec.burst_window) + spec.scale_down_delay
+        while self.recent_arrivals and self.recent_arrivals[0] < self.now - horizon:
             self.recent_arrivals.popleft()
-        self._desired = dict(self.planner(self.observe(window)))
+        plan = self.planner(self.observe()).get(POOL)
+        if plan is not None:
+            self._desired = {POOL: plan.desired}
+            if plan.requests is not None:
+                self.placeholder_requests = plan.requests
         self._reconcile_placeholders()
-        self.at(self.now + PLAN_INTERVAL, Kind.PLAN)
+        self.at(self.now + self.scenario.placeholders.plan_interval, Kind.PLAN)
 
-    def observe(self, window: float) -> PlaceholderObservation:
-        ready = sum(1 for n in self.nodes.values() if n.ready and not n.deleting)
-        phs = self._placeholders()
-        pool = self.scenario.pool
-        req = self.placeholder_requests
-        per_node = min(
-            pool.cpu // req.cpu if req.cpu else pool.pods,
-            pool.memory // req.memory if req.memory else pool.pods,
-            pool.pods,
+    def _images_ready(self, sim: SimNode) -> float | None:
+        """When ``sim`` first held every user image (None if not yet, or not learned)."""
+        if not self.scenario.placeholders.learn_pulls or not sim.ready:
+            return None
+        if not self._pool_images <= sim.node.images:
+            return None
+        done = [sim.pulls[i] for i in self._pool_images if i in sim.pulls]
+        return EPOCH + max([sim.ready_at, *done])
+
+    def observe(self) -> PlaceholderObservation:
+        """What the controller would see now: the Unix times of recent user pod creations and
+        the pool's nodes (creation, Ready, images present)."""
+        # Nodes there before the run were provisioned at an unknown time: they report the
+        # planner's own default, so they teach it nothing.
+        default = self.pool_spec.count.ready_default
+        nodes = tuple(
+            NodeSample(
+                name=n.name,
+                created=n.node.created if n.ready_at or n.created else EPOCH - default,
+                allocatable=n.node.allocatable,
+                ready=EPOCH + n.ready_at if n.ready else None,
+                images_ready=self._images_ready(n),
+                # The pool's allocatable already leaves out DaemonSet pods (scenario pool).
+                overhead=Resources(),
+            )
+            for n in self.nodes.values()
+            if not n.deleting
         )
-        return PlaceholderObservation(
-            time=self.now,
-            pool=POOL,
-            nodes_ready=ready,
-            nodes_provisioning=self.pool_size() - ready,
-            users_running=self.users_running,
-            users_pending=self.users_waiting,
-            placeholders_bound=sum(1 for p in phs if p.state is not PodState.PENDING),
-            placeholders_pending=sum(1 for p in phs if p.state is PodState.PENDING),
-            arrivals_per_minute=len(self.recent_arrivals) / (window / 60),
-            window=window,
-            users_per_node=per_node,
-        )
+        arrivals = tuple(EPOCH + t for t in self.recent_arrivals)
+        return PlaceholderObservation(EPOCH + self.now, {POOL: PoolObservation(arrivals, nodes)})
 
     def _reconcile_placeholders(self) -> None:
-        desired = getattr(self, "_desired", {}).get(POOL, 0)
-        current = self._placeholders()
-        if len(current) < desired:
-            for _ in range(desired - len(current)):
-                self._new_pod(None)
-        elif len(current) > desired:
-            current.sort(key=lambda sp: (sp.state is not PodState.PENDING, sp.pod.created))
-            for sp in current[: len(current) - desired]:
+        """The controller's reconcile (``core.placeholders.reconcile_pool``) on the model: a
+        placeholder's spec is its requests."""
+        desired = self._desired.get(POOL, 0)
+        want = repr(self.placeholder_requests)
+        existing = [
+            Existing(
+                name=sp.uid,
+                uid=sp.uid,
+                created=sp.pod.created,
+                node=sp.node if sp.state is not PodState.PENDING else "",
+                spec_hash=repr(sp.pod.requests),
+            )
+            for sp in self._placeholders()
+        ]
+        actions = reconcile_pool(desired, want, existing)
+        for uid in actions.delete:
+            sp = self.pods.get(uid)
+            if sp is not None:
                 self.delete_pod(sp)
+        for _ in range(actions.create):
+            self._new_pod(None)
 
     # --- autoscaler and sampling hooks -----------------------------------------------------
 

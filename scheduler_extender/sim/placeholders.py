@@ -1,46 +1,91 @@
-"""How many placeholder pods to keep: a pluggable, pure decision.
+"""How many placeholder pods to keep in the simulation: the production planner, plugged in.
 
-The simulator asks a ``PlaceholderPlanner`` for the desired count per pool at the start and then
-every ``PLAN_INTERVAL`` seconds, and reconciles (creates missing placeholders, deletes surplus
-ones, pending ones first).  ``static`` is z2jh's ``userPlaceholder.replicas``; an adaptive planner
-(arrival rate x node-ready time) plugs in as another function of the same observation.
+The simulator builds the same ``PlaceholderObservation`` the controller builds (Unix times of
+recent user pod creations, the pool's nodes with their creation, Ready and images-present
+times), asks a ``PlaceholderPlanner`` for a ``PoolPlan`` per pool at the start and every
+``placeholders.plan_interval`` seconds, and reconciles with the controller's own
+``core.placeholders.reconcile_pool``.  The default planner is ``core.placeholders.
+plan_placeholders`` on the scenario's pool, so a benchmark of a mode measures what the controller
+would do.  Tests may plug in any other function of the observation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 
-#: Seconds between two planner calls.
-PLAN_INTERVAL = 30.0
+from scheduler_extender.core.placeholders import (
+    CountMode,
+    CountSpec,
+    PlaceholderObservation,
+    PoolPlan,
+    PoolSpec,
+    SizeMode,
+    make_window,
+    plan_placeholders,
+)
+from scheduler_extender.core.types import Pod, Resources, Toleration
+from scheduler_extender.sim.scenario import Scenario
 
+PlaceholderPlanner = Callable[[PlaceholderObservation], Mapping[str, PoolPlan]]
 
-@dataclass(frozen=True, slots=True)
-class PlaceholderObservation:
-    """What a planner may look at: one pool's state at ``time``."""
-
-    time: float
-    pool: str
-    nodes_ready: int
-    nodes_provisioning: int
-    users_running: int
-    users_pending: int
-    placeholders_bound: int
-    placeholders_pending: int
-    #: User arrivals per minute over the last ``window`` seconds.
-    arrivals_per_minute: float
-    window: float
-    #: How many user pods of the pool's first profile fit on one empty node.
-    users_per_node: int
-
-
-PlaceholderPlanner = Callable[[PlaceholderObservation], Mapping[str, int]]
+__all__ = [
+    "PlaceholderObservation",
+    "PlaceholderPlanner",
+    "PoolPlan",
+    "core_planner",
+    "pool_spec",
+    "static_planner",
+]
 
 
-def static_planner(count: int) -> PlaceholderPlanner:
-    """Always ``count`` placeholders in the observed pool."""
+def pool_spec(
+    scenario: Scenario, pool: str, tolerations: tuple[Toleration, ...], priority: int
+) -> PoolSpec:
+    """The scenario's one placeholder pool as the controller's config would describe it: one
+    user's guarantee (the first profile's requests), the user tolerations, and the count.
+    ``mode: none`` is a static count of 0."""
+    ph = scenario.placeholders
+    first = scenario.users.profiles[0]
+    template = Pod(
+        uid="template",
+        requests=Resources(first.cpu, first.memory, 1),
+        priority=priority,
+        placeholder=True,
+        tolerations=tolerations,
+    )
+    mode = CountMode.STATIC if ph.mode == "none" else CountMode(ph.mode)
+    count = CountSpec(
+        mode=mode,
+        static=0 if ph.mode == "none" else ph.count,
+        min=ph.min,
+        max=ph.max,
+        safety=ph.safety,
+        windows=tuple(make_window(w.days, w.start, w.end, w.count) for w in ph.windows),
+        rate_window=ph.rate_window,
+        burst_window=ph.burst_window,
+        burst_min_arrivals=ph.burst_min_arrivals,
+        scale_down_delay=ph.scale_down_delay,
+        ready_default=ph.ready_default,
+        boot_seconds=ph.boot_seconds,
+        image_pull_seconds=ph.image_pull_seconds,
+    )
+    return PoolSpec(pool, template, SizeMode(ph.size), count, node_fraction=ph.node_fraction)
 
-    def plan(observation: PlaceholderObservation) -> Mapping[str, int]:
-        return {observation.pool: count}
+
+def core_planner(pools: Sequence[PoolSpec]) -> PlaceholderPlanner:
+    """The production planner over ``pools``."""
+
+    def plan(observation: PlaceholderObservation) -> Mapping[str, PoolPlan]:
+        return plan_placeholders(pools, observation)
+
+    return plan
+
+
+def static_planner(pool: str, count: int, requests: Resources) -> PlaceholderPlanner:
+    """Always ``count`` placeholders of ``requests`` in ``pool`` (a fixed plan for tests)."""
+    fixed = {pool: PoolPlan(pool, count, requests, 1, reason="fixed")}
+
+    def plan(observation: PlaceholderObservation) -> Mapping[str, PoolPlan]:
+        return fixed
 
     return plan

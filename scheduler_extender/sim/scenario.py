@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from scheduler_extender.convert import ConversionError, quantity
+from scheduler_extender.core.placeholders import make_window
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -222,13 +223,56 @@ class Spawner(_Model):
     start_latency: Duration = 0.0
 
 
-class Placeholders(_Model):
-    """Static user placeholders (z2jh ``scheduling.userPlaceholder.replicas``)."""
+class PlaceholderWindow(_Model):
+    """A calendar window of the placeholder pool (``days: [Mon]``, ``start: "17:00"``)."""
 
+    days: tuple[str, ...]
+    start: str
+    end: str
+    count: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _valid(self) -> PlaceholderWindow:
+        make_window(self.days, self.start, self.end, self.count)  # raises ValueError naming it
+        return self
+
+
+class Placeholders(_Model):
+    """The user placeholder pool, planned by the controller's planner
+    (``core.placeholders``; docs/placeholders.md).  ``mode: static`` with ``count`` is z2jh's
+    ``scheduling.userPlaceholder.replicas``; ``none`` keeps no placeholders."""
+
+    mode: Literal["none", "static", "adaptive", "schedule"] = "static"
     count: int = Field(0, ge=0)
+    size: Literal["user", "node"] = "user"
+    min: int = Field(0, ge=0)
+    max: int = Field(20, ge=0)
+    safety: float = Field(1.5, ge=0)
+    windows: tuple[PlaceholderWindow, ...] = ()
+    rate_window: Duration = 900.0
+    burst_window: Duration = 120.0
+    burst_min_arrivals: int = Field(5, ge=1)
+    scale_down_delay: Duration = 600.0
+    ready_default: Duration = 300.0
+    boot_seconds: Duration = 0.0
+    image_pull_seconds: Duration = 0.0
+    #: Learn the image pull time from when nodes get the users' images (the controller does when
+    #: the pool lists ``images``); off, ``image_pull_seconds`` is used.
+    learn_pulls: bool = False
+    node_fraction: float = Field(1.0, gt=0, le=1)
     priority: int = -10
-    #: StatefulSet controller delay before an evicted placeholder is recreated.
+    #: Delay from a placeholder's eviction until the controller's replacement exists (the
+    #: watch event, then a create call).
     recreate_delay: Duration = 1.0
+    #: Seconds between two plans (the controller plans on every watch event, debounced; this
+    #: models a slower reaction, never a faster one).
+    plan_interval: Duration = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Placeholders:
+        if self.min > self.max:
+            raise ValueError("min must be <= max")
+        return self
 
 
 class Autoscaler(_Model):
