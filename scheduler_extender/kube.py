@@ -172,16 +172,27 @@ class KubeClient:
     def __init__(self, api_client: Any, source: str) -> None:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
         self.source = source
 
     def close(self) -> None:
         self.api_client.close()
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: str, *args: Any, api: Any = None, **kwargs: Any) -> Any:
         try:
-            return getattr(self.core, method)(*args, _preload_content=False, **kwargs)
+            return getattr(api or self.core, method)(*args, _preload_content=False, **kwargs)
         except ApiException as exc:
             raise _api_error(exc) from None
+
+    def _json(self, method: str, *args: Any, api: Any = None, **kwargs: Any) -> Obj:
+        """Call and decode the JSON body (an object)."""
+        response = self._call(method, *args, api=api, **kwargs)
+        try:
+            data: Obj = orjson.loads(response.data)
+        finally:
+            response.release_conn()
+        return data
 
     def list(self, kind: Kind, *, limit: int, continue_token: str, timeout: float) -> ListPage:
         """One page of a cluster-wide list, as a consistent read (resourceVersion unset).
@@ -244,6 +255,124 @@ class KubeClient:
             response.read()  # drain the Status so the connection can be reused
         finally:
             response.release_conn()
+
+    # --- the placeholder controller's calls ---
+
+    def list_pods(
+        self,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int,
+        continue_token: str,
+        timeout: float,
+    ) -> ListPage:
+        """One page of pods in ``namespace`` (all namespaces when None), filtered by selectors."""
+        kwargs: dict[str, Any] = {"limit": limit, "_request_timeout": timeout}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        if namespace is None:
+            data = self._json("list_pod_for_all_namespaces", **kwargs)
+        else:
+            data = self._json("list_namespaced_pod", namespace, **kwargs)
+        meta = data.get("metadata") or {}
+        return ListPage(
+            data.get("items") or [],
+            str(meta.get("resourceVersion") or ""),
+            str(meta.get("continue") or ""),
+        )
+
+    def watch_pods(
+        self,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        resource_version: str,
+        timeout_seconds: int,
+        read_timeout: float,
+    ) -> WatchStream:
+        """A watch of the pods in ``namespace`` matching ``label_selector``, with bookmarks."""
+        kwargs: dict[str, Any] = {}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        response = self._call(
+            "list_namespaced_pod",
+            namespace,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _request_timeout=(min(10.0, read_timeout), read_timeout),
+            **kwargs,
+        )
+        return WatchStream(response)
+
+    def create_pod(self, namespace: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json("create_namespaced_pod", namespace, body, _request_timeout=timeout)
+
+    def delete_pod(
+        self, namespace: str, name: str, *, uid: str, grace_period_seconds: int, timeout: float
+    ) -> Obj:
+        """Delete with a UID precondition: a newer pod that took the name is never deleted
+        (the API server answers 409 Conflict instead)."""
+        body = client.V1DeleteOptions(
+            grace_period_seconds=grace_period_seconds,
+            preconditions=client.V1Preconditions(uid=uid) if uid else None,
+        )
+        return self._json(
+            "delete_namespaced_pod", name, namespace, body=body, _request_timeout=timeout
+        )
+
+    def get_lease(self, namespace: str, name: str, *, timeout: float) -> Obj:
+        return self._json(
+            "read_namespaced_lease",
+            name,
+            namespace,
+            api=self.coordination,
+            _request_timeout=timeout,
+        )
+
+    def create_lease(self, namespace: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json(
+            "create_namespaced_lease",
+            namespace,
+            body,
+            api=self.coordination,
+            _request_timeout=timeout,
+        )
+
+    def replace_lease(self, namespace: str, name: str, body: Obj, *, timeout: float) -> Obj:
+        """PUT the Lease; ``metadata.resourceVersion`` in ``body`` makes it conditional (409
+        Conflict when someone else wrote it first)."""
+        return self._json(
+            "replace_namespaced_lease",
+            name,
+            namespace,
+            body,
+            api=self.coordination,
+            _request_timeout=timeout,
+        )
+
+    def get_owner(self, kind: str, namespace: str, name: str, *, timeout: float) -> Obj:
+        """The Deployment or ConfigMap that owns the placeholders."""
+        if kind == "Deployment":
+            return self._json(
+                "read_namespaced_deployment",
+                name,
+                namespace,
+                api=self.apps,
+                _request_timeout=timeout,
+            )
+        if kind == "ConfigMap":
+            return self._json(
+                "read_namespaced_config_map", name, namespace, _request_timeout=timeout
+            )
+        raise ValueError(f"unsupported owner kind {kind!r}")
 
 
 def in_cluster(environ: Mapping[str, str] = os.environ) -> bool:

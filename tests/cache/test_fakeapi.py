@@ -148,7 +148,7 @@ def test_real_client_crud_on_leases_and_nodes(server: FakeApiServer, kube: KubeC
     core = k8s.CoreV1Api(kube.api_client)
     core.patch_node("user-node-00000", {"spec": {"unschedulable": True}})
     assert server.store.get(NODES, "", "user-node-00000")["spec"]["unschedulable"] is True
-    core.delete_namespaced_pod("jupyter-user000000", "jhub")
+    core.delete_namespaced_pod("jupyter-user000000", "jhub", grace_period_seconds=0)
     assert [
         p for p in server.store.items(PODS) if p["metadata"]["name"] == "jupyter-user000000"
     ] == []

@@ -4,6 +4,8 @@ follows of the real protocol and ``store.py`` for its storage model."""
 from tests.fakeapi.objects import node_json, pod_json, populate
 from tests.fakeapi.server import FakeApiServer, touch_pods
 from tests.fakeapi.store import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
     LEASES,
     NODES,
     PODS,
@@ -14,6 +16,8 @@ from tests.fakeapi.store import (
 )
 
 __all__ = [
+    "CONFIGMAPS",
+    "DEPLOYMENTS",
     "LEASES",
     "NODES",
     "PODS",

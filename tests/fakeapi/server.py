@@ -10,8 +10,12 @@ where a client can tell the difference:
 - ``?watch=true`` answers 200 with a chunked stream of newline-delimited ``{"type","object"}``
   events (ADDED/MODIFIED/DELETED), BOOKMARKs when ``allowWatchBookmarks=true``, an ERROR event
   with a 410 ``Expired`` Status for a compacted resourceVersion, and ends after ``timeoutSeconds``;
-- create (POST), get, replace (PUT, with resourceVersion precondition), merge patch (PATCH),
-  delete; ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when already bound);
+- create (POST, ``generateName``), get, replace (PUT, with resourceVersion precondition), merge
+  patch (PATCH), delete with ``DeleteOptions`` (UID/resourceVersion preconditions, graceful
+  deletion of bound pods); ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when
+  already bound); optional pod admission (``store.pod_admission``: PriorityClass resolution);
+- Pods, Nodes, Namespaces, Leases, PriorityClasses, ConfigMaps and Deployments, and a
+  garbage-collector pass on demand (``store.collect_garbage()``, ownerReferences);
 - errors are ``metav1.Status`` JSON with the real reasons and codes; a bearer token is required.
 
 Fault controls for tests: ``cut_watches()`` (drop every watch connection, optionally mid-line),
@@ -246,7 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             self._send_json(200, store.patch(rt, key_ns, name, self._body()))
         elif method == "DELETE" and name:
-            self._send_json(200, store.delete(rt, key_ns, name))
+            options = self._body() if int(self.headers.get("Content-Length") or 0) else {}
+            if query.get("gracePeriodSeconds"):
+                options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            self._send_json(200, store.delete(rt, key_ns, name, options))
         else:
             raise StatusError(405, "MethodNotAllowed", f"{method} is not supported here")
 

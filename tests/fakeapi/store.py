@@ -56,7 +56,11 @@ LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True)
 PRIORITY_CLASSES = ResourceType(
     "scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False
 )
-BUILTIN_TYPES = (PODS, NODES, NAMESPACES, LEASES, PRIORITY_CLASSES)
+CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap", True)
+DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", True)
+BUILTIN_TYPES = (PODS, NODES, NAMESPACES, LEASES, PRIORITY_CLASSES, CONFIGMAPS, DEPLOYMENTS)
+#: A pod's default terminationGracePeriodSeconds (ref: k8s.io/api/core/v1 PodSpec).
+DEFAULT_GRACE = 30
 
 
 class StatusError(Exception):
@@ -232,6 +236,33 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def forbidden(rt: ResourceType, name: str, message: str) -> StatusError:
+    return StatusError(
+        403,
+        "Forbidden",
+        f'{rt.plural} "{name}" is forbidden: {message}',
+        {"name": name, "group": rt.group, "kind": rt.plural},
+    )
+
+
+def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str]]) -> StatusError:
+    """422 Invalid with field causes, as apiserver validation answers."""
+    text = ", ".join(f"{f}: {m}" for f, m in causes)
+    return StatusError(
+        422,
+        "Invalid",
+        f'{rt.kind} "{name}" is invalid: {text}',
+        {
+            "name": name,
+            "group": rt.group,
+            "kind": rt.kind,
+            "causes": [
+                {"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes
+            ],
+        },
+    )
+
+
 def _meta(obj: Obj) -> Obj:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -278,6 +309,10 @@ class ApiStore:
         self._max_lists = max_lists
         self.hooks = Hooks()
         self.epoch = 0  # bumped by reset_versions so open watches can notice
+        #: Pod admission as kube-apiserver does it (off by default: the cache tests load pods
+        #: naming PriorityClasses they never create): validation of containers, the Priority
+        #: plugin resolving ``priorityClassName`` (403 for an unknown class), status Pending.
+        self.pod_admission = False
 
     # --- lookup ---
 
@@ -313,15 +348,39 @@ class ApiStore:
         obj.setdefault("kind", rt.kind)
         return obj
 
+    def _admit_pod(self, name: str, obj: Obj) -> None:
+        """Validation and the Priority admission plugin (lock held).
+        ref: plugin/pkg/admission/priority/admission.go; pkg/apis/core/validation."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            raise invalid(PODS, name, [("spec", "Required value")])
+        containers = spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise invalid(PODS, name, [("spec.containers", "Required value")])
+        for i, c in enumerate(containers):
+            if not isinstance(c, dict) or not c.get("name") or not c.get("image"):
+                raise invalid(PODS, name, [(f"spec.containers[{i}]", "name and image required")])
+        cls_name = spec.get("priorityClassName")
+        if cls_name:
+            cls = self.objects[PRIORITY_CLASSES].get(("", cls_name))
+            if cls is None:
+                raise forbidden(PODS, name, f"no PriorityClass with name {cls_name} was found")
+            spec["priority"] = int(cls.get("value") or 0)
+            spec["preemptionPolicy"] = cls.get("preemptionPolicy") or "PreemptLowerPriority"
+        obj["status"] = {"phase": "Pending", "qosClass": "Burstable"}
+
     def create(self, rt: ResourceType, ns: str, body: Obj) -> Obj:
         obj = copy.deepcopy(body)
         meta = _meta(obj)
         with self.cond:
             name = meta.get("name") or ""
             if not name and meta.get("generateName"):
-                name = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+                # ref: apiserver names.SimpleNameGenerator (base cut to 58 + 5 random).
+                name = f"{meta['generateName'][:58]}{uuid.uuid4().hex[:5]}"
             if not name:
                 raise StatusError(422, "Invalid", f"{rt.kind}.metadata.name: Required value")
+            if rt == PODS and self.pod_admission:
+                self._admit_pod(name, obj)
             key = (ns if rt.namespaced else "", name)
             if key in self.objects[rt]:
                 raise StatusError(
@@ -410,17 +469,89 @@ class ApiStore:
 
         return self.update(rt, ns, name, apply)
 
-    def delete(self, rt: ResourceType, ns: str, name: str) -> Obj:
+    def delete(
+        self, rt: ResourceType, ns: str, name: str, options: Mapping[str, Any] | None = None
+    ) -> Obj:
+        """DELETE with ``DeleteOptions``: ``preconditions`` (uid, resourceVersion; 409 Conflict
+        when they do not hold) and, for a pod bound to a node, graceful deletion: a grace
+        period > 0 (the options', else the pod's ``terminationGracePeriodSeconds``, default 30)
+        only sets ``deletionTimestamp`` and the kubelet (``finish_termination`` here) removes
+        it later; 0, or an unbound pod, deletes at once.  Without ``options`` (a direct
+        storage call from a test) the object goes at once, as if the kubelet had finished.
+        ref: apiserver registry/generic/registry/store.go Delete; pod strategy
+        CheckGracefulDelete."""
+        graceful = options is not None
+        options = options or {}
         with self.cond:
             key = (ns if rt.namespaced else "", name)
-            current = self.objects[rt].pop(key, None)
+            current = self.objects[rt].get(key)
             if current is None:
                 raise not_found(rt, name)
+            pre = options.get("preconditions") or {}
+            meta = current["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise conflict(
+                    rt,
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
+                    f"meta: {meta.get('uid')}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise conflict(
+                    rt,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: "
+                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta.get('resourceVersion')}",
+                )
+            if graceful and rt == PODS and (current.get("spec") or {}).get("nodeName"):
+                grace = options.get("gracePeriodSeconds")
+                if grace is None:
+                    grace = (current.get("spec") or {}).get(
+                        "terminationGracePeriodSeconds", DEFAULT_GRACE
+                    )
+                if int(grace) > 0:
+                    if meta.get("deletionTimestamp"):
+                        return current
+                    marked = copy.deepcopy(current)
+                    marked["metadata"]["deletionTimestamp"] = _now()
+                    marked["metadata"]["deletionGracePeriodSeconds"] = int(grace)
+                    self._stamp(rt, marked)
+                    self.objects[rt][key] = marked
+                    self._record(rt, "MODIFIED", marked, current)
+                    return marked
+            del self.objects[rt][key]
             # The DELETED event carries the last state with a new resourceVersion.
             self.rv += 1
             gone = {**current, "metadata": {**current["metadata"], "resourceVersion": str(self.rv)}}
             self._record(rt, "DELETED", gone, current)
             return gone
+
+    def finish_termination(self, ns: str, name: str) -> Obj:
+        """What the kubelet does once a terminating pod's containers stopped: delete it."""
+        return self.delete(PODS, ns, name, {"gracePeriodSeconds": 0})
+
+    def collect_garbage(self) -> int:
+        """What kube-controller-manager's garbage collector does (background propagation):
+        delete namespaced objects every one of whose ownerReferences names a UID that no
+        longer exists.  Returns how many were deleted.
+        ref: https://kubernetes.io/docs/concepts/architecture/garbage-collection/"""
+        with self.cond:
+            alive = {
+                obj["metadata"].get("uid")
+                for objs in self.objects.values()
+                for obj in objs.values()
+            }
+            orphans = [
+                (rt, key)
+                for rt, objs in self.objects.items()
+                for key, obj in objs.items()
+                if (refs := obj["metadata"].get("ownerReferences"))
+                and all(r.get("uid") not in alive for r in refs)
+            ]
+        for rt, (ns, name) in orphans:
+            self.delete(rt, ns, name, {"gracePeriodSeconds": 0})
+        return len(orphans)
 
     def bind(self, ns: str, name: str, binding: Obj) -> None:
         """The ``pods/binding`` subresource: set ``spec.nodeName`` once.
