@@ -1,0 +1,824 @@
+"""``scheduler-extender placeholders``: keep each pool's placeholder pods at the planned count.
+
+The plan is ``core.placeholders.plan_placeholders`` (pure, shared with the simulator); this
+module only observes and applies it:
+
+- three informers (``placeholders.informer``): this controller's placeholder pods (namespace
+  and label selector), user pods (their creation times are the arrival rate; only when a pool is
+  adaptive) and nodes (creation, Ready, images, allocatable);
+- a Lease (``placeholders.leader``): only the leader writes, so two replicas never fight;
+- a loop that reconciles on every relevant watch event (debounced) and every
+  ``resyncSeconds``: a preempted placeholder is replaced within about a second, and that
+  Pending replacement is what makes the Cluster Autoscaler add a node while the user who
+  preempted it already runs.
+
+Writes race with the watch: a pod just created is not in the informer yet, a pod just deleted
+still is.  *Expectations* (as in kube-controller-manager's ReplicaSet controller) bridge the gap:
+created pods count as existing and deleted ones as gone until the watch catches up or a timeout
+passes, so a burst of events never creates duplicates.  A pod is deleted only after checking its
+labels and owner again, with a UID precondition, and with grace period 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from bisect import bisect_left, insort
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from scheduler_extender.convert import (
+    ConversionError,
+    node_from_json,
+    normalize_image,
+    pod_requests,
+    timestamp,
+)
+from scheduler_extender.core.placeholders import (
+    Actions,
+    CountMode,
+    CountSpec,
+    Existing,
+    NodeSample,
+    PlaceholderObservation,
+    PoolObservation,
+    PoolPlan,
+    PoolSpec,
+    SizeMode,
+    node_belongs,
+    plan_placeholders,
+    reconcile_pool,
+)
+from scheduler_extender.core.types import Resources
+from scheduler_extender.kube import ApiError, KubeClient, KubeConfigError, Obj, connect
+from scheduler_extender.placeholders.config import (
+    ConfigError,
+    ControllerConfig,
+    PoolModel,
+    load_config,
+)
+from scheduler_extender.placeholders.informer import Informer
+from scheduler_extender.placeholders.leader import LeaderElector
+from scheduler_extender.placeholders.pods import (
+    POOL_LABEL,
+    OwnerRef,
+    build_pod,
+    existing,
+    is_ours,
+    pod_spec,
+    selector,
+    spec_hash,
+    template_pod,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+#: Nodes of a node-sized pool whose DaemonSet/static pod overhead is measured per reconcile.
+OVERHEAD_NODES = 3
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def _created(obj: Obj) -> float:
+    meta = obj.get("metadata") or {}
+    try:
+        return timestamp(meta.get("creationTimestamp"), "metadata.creationTimestamp")
+    except ConversionError:
+        return 0.0
+
+
+def _ready_since(node: Obj) -> float | None:
+    """When the node's Ready condition last became True (None while not Ready)."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            if cond.get("status") != "True":
+                return None
+            try:
+                return timestamp(cond.get("lastTransitionTime"), "lastTransitionTime") or None
+            except ConversionError:
+                return None
+    return None
+
+
+def _node_images(node: Obj) -> frozenset[str]:
+    names: set[str] = set()
+    for image in (node.get("status") or {}).get("images") or []:
+        if isinstance(image, dict):
+            for name in image.get("names") or []:
+                if isinstance(name, str) and name:
+                    names.add(normalize_image(name))
+    return frozenset(names)
+
+
+@dataclass(slots=True)
+class PoolRuntime:
+    """A configured pool and what the controller tracks for it."""
+
+    model: PoolModel
+    spec: PoolSpec
+    images: frozenset[str]
+    #: (creation time, uid) of the pool's user pods, sorted.
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
+    plan: PoolPlan | None = None
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        prefix = "scheduler_extender_placeholders"
+        self.desired = Gauge(
+            f"{prefix}_desired", "Planned placeholders per pool.", ["pool"], registry=registry
+        )
+        self.actual = Gauge(
+            f"{prefix}_actual",
+            "Placeholder pods per pool and phase (bound to a node, or pending).",
+            ["pool", "phase"],
+            registry=registry,
+        )
+        self.rate = Gauge(
+            f"{prefix}_arrival_rate_per_minute",
+            "Estimated user arrivals per minute (adaptive pools).",
+            ["pool"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            f"{prefix}_node_ready_seconds",
+            "Learned node creation -> Ready seconds (adaptive pools).",
+            ["pool"],
+            registry=registry,
+        )
+        self.preemptions = Counter(
+            f"{prefix}_preemptions",
+            "Bound placeholders removed by someone else (preempted by a user, drained...).",
+            ["pool", "reason"],
+            registry=registry,
+        )
+        self.created = Counter(
+            f"{prefix}_created", "Placeholder pods created.", ["pool"], registry=registry
+        )
+        self.deleted = Counter(
+            f"{prefix}_deleted", "Placeholder pods deleted.", ["pool"], registry=registry
+        )
+        self.errors = Counter(
+            f"{prefix}_api_errors", "Failed API calls, by operation.", ["op"], registry=registry
+        )
+        self.leader = Gauge(
+            f"{prefix}_leader", "1 while this replica holds the Lease.", registry=registry
+        )
+        self.reconciles = Counter(
+            f"{prefix}_reconciles", "Reconcile passes (as leader).", registry=registry
+        )
+
+
+class PlaceholderController:
+    """Observes, plans and applies; ``run()`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        kube: KubeClient,
+        *,
+        identity: str,
+        registry: CollectorRegistry | None = None,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        debounce: float = 0.2,
+        expectation_timeout: float = 30.0,
+        request_timeout: float = 10.0,
+        watch_timeout: float = 300.0,
+    ) -> None:
+        self.config = config
+        self.kube = kube
+        self.identity = identity
+        self.wall = wall
+        self.monotonic = monotonic
+        self.debounce = debounce
+        self.expectation_timeout = expectation_timeout
+        self.request_timeout = request_timeout
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.zone = ZoneInfo(config.timezone)
+        self.pools = {p.name: self._runtime(p) for p in config.pools}
+        adaptive = any(p.count.mode == "adaptive" for p in config.pools)
+        self.horizon = max(
+            (
+                max(p.count.rate_window_seconds, p.count.burst_window_seconds)
+                + p.count.scale_down_delay_seconds
+                for p in config.pools
+            ),
+            default=0.0,
+        )
+        #: uid -> (pool, pod) created but not yet seen by the watch, with a deadline.
+        self._expect_create: dict[str, tuple[str, Obj, float]] = {}
+        #: uid -> deadline: deleted by us, not yet gone from the watch.
+        self._expect_delete: dict[str, float] = {}
+        self._seen_users: dict[str, float] = {}
+        #: node -> image -> when the node was first seen with it (only images it gained while
+        #: watched; images present at first sight have no time).
+        self._image_seen: dict[str, dict[str, float | None]] = {}
+        self._overhead: dict[str, Resources | None] = {}
+        self._overhead_allowed = config.measure_node_overhead
+        self._owner: OwnerRef | None = None
+        self._lock = threading.Lock()
+        self.elector = LeaderElector(
+            kube,
+            config.namespace,
+            config.lease_name,
+            identity,
+            lease_duration=config.leader_election.lease_duration_seconds,
+            renew_deadline=config.leader_election.renew_deadline_seconds,
+            retry_period=config.leader_election.retry_period_seconds,
+            request_timeout=request_timeout,
+            monotonic=monotonic,
+            wall=wall,
+            on_change=self._leadership,
+        )
+        sel = selector(config)
+        ns = config.namespace
+        self.placeholders = Informer(
+            "placeholders",
+            lambda token: kube.list_pods(
+                ns,
+                label_selector=sel,
+                limit=PAGE,
+                continue_token=token,
+                timeout=request_timeout,
+            ),
+            lambda rv, t: kube.watch_pods(
+                ns,
+                label_selector=sel,
+                resource_version=rv,
+                timeout_seconds=t,
+                read_timeout=t + 30,
+            ),
+            stop=self.stop,
+            on_event=self._on_placeholder,
+            watch_timeout=watch_timeout,
+        )
+        self.nodes = Informer(
+            "nodes",
+            lambda token: kube.list(
+                "nodes", limit=PAGE, continue_token=token, timeout=request_timeout
+            ),
+            lambda rv, t: kube.watch(
+                "nodes", resource_version=rv, timeout_seconds=t, read_timeout=t + 30
+            ),
+            stop=self.stop,
+            on_event=self._on_node,
+            watch_timeout=watch_timeout,
+        )
+        self.users: Informer | None = None
+        if adaptive:
+            users_ns = config.users_namespace
+            users_sel = config.users.label_selector
+            self.users = Informer(
+                "users",
+                lambda token: kube.list_pods(
+                    users_ns,
+                    label_selector=users_sel,
+                    limit=PAGE,
+                    continue_token=token,
+                    timeout=request_timeout,
+                ),
+                lambda rv, t: kube.watch_pods(
+                    users_ns,
+                    label_selector=users_sel,
+                    resource_version=rv,
+                    timeout_seconds=t,
+                    read_timeout=t + 30,
+                ),
+                stop=self.stop,
+                on_event=self._on_user,
+                watch_timeout=watch_timeout,
+            )
+        self._threads: list[threading.Thread] = []
+
+    # --- setup ---
+
+    def _runtime(self, pool: PoolModel) -> PoolRuntime:
+        c = pool.count
+        count = CountSpec(
+            mode=CountMode(c.mode),
+            static=c.static,
+            min=c.min,
+            max=c.max,
+            safety=c.safety,
+            windows=tuple(w.to_window() for w in c.windows),
+            rate_window=c.rate_window_seconds,
+            burst_window=c.burst_window_seconds,
+            burst_min_arrivals=c.burst_min_arrivals,
+            scale_down_delay=c.scale_down_delay_seconds,
+            ready_default=c.node_ready_seconds,
+            ready_samples=c.ready_samples,
+            boot_seconds=c.boot_seconds,
+            image_pull_seconds=c.image_pull_seconds,
+        )
+        spec = PoolSpec(
+            pool.name,
+            template_pod(self.config, pool),
+            SizeMode(pool.size),
+            count,
+            node_fraction=pool.node_fraction,
+            node_requests=pool.node_request_resources(),
+        )
+        return PoolRuntime(pool, spec, frozenset(normalize_image(i) for i in pool.images))
+
+    def _leadership(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self.wake.set()
+
+    # --- watch handlers (informer threads) ---
+
+    def _on_placeholder(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if kind == "SYNC":
+            self.wake.set()
+            return
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        with self._lock:
+            self._expect_create.pop(uid, None)  # the watch has seen it
+            ours = uid in self._expect_delete
+            if kind == "DELETED":
+                self._expect_delete.pop(uid, None)
+        was_going = bool(((old or {}).get("metadata") or {}).get("deletionTimestamp"))
+        going = kind == "DELETED" or bool(
+            ((new or {}).get("metadata") or {}).get("deletionTimestamp")
+        )
+        bound = bool(((old or obj).get("spec") or {}).get("nodeName"))
+        if going and not was_going and bound and not ours:
+            pool = str((meta.get("labels") or {}).get(POOL_LABEL) or "")
+            self.metrics.preemptions.labels(pool, _removal_reason(obj)).inc()
+        self.wake.set()
+
+    def _on_user(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if kind not in ("ADDED", "MODIFIED") or new is None:
+            return
+        meta = new.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        labels = meta.get("labels") or {}
+        created = _created(new)
+        with self._lock:
+            if uid in self._seen_users:
+                return
+            self._seen_users[uid] = created
+            for runtime in self.pools.values():
+                wanted = runtime.model.user_labels
+                if all(labels.get(k) == v for k, v in wanted.items()):
+                    insort(runtime.arrivals, (created, uid))
+        if kind == "ADDED":
+            self.wake.set()
+
+    def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if kind == "SYNC":
+            self.wake.set()
+            return
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if kind == "DELETED" or new is None:
+            with self._lock:
+                self._image_seen.pop(name, None)
+                self._overhead.pop(name, None)
+            self.wake.set()
+            return
+        images = _node_images(new)
+        now = self.wall()
+        with self._lock:
+            seen = self._image_seen.get(name)
+            if seen is None:
+                # Images there at first sight: present, but since when is unknown.
+                self._image_seen[name] = dict.fromkeys(images)
+            else:
+                for image in images - seen.keys():
+                    seen[image] = now
+        if old is None or _ready_since(old) != _ready_since(new):
+            self.wake.set()
+
+    # --- observation ---
+
+    def _prune(self, now: float) -> None:
+        cutoff = now - self.horizon
+        with self._lock:
+            for runtime in self.pools.values():
+                del runtime.arrivals[: bisect_left(runtime.arrivals, (cutoff, ""))]
+            for uid in [u for u, t in self._seen_users.items() if t < cutoff]:
+                del self._seen_users[uid]
+
+    def _samples(self, runtime: PoolRuntime) -> tuple[NodeSample, ...]:
+        out = []
+        for obj in self.nodes.items():
+            try:
+                node = node_from_json(obj)
+            except ConversionError as exc:
+                log.debug("skipping node: %s", exc)
+                continue
+            if not node_belongs(runtime.spec.template, node):
+                continue
+            images_ready: float | None = None
+            if runtime.images:
+                with self._lock:
+                    seen = dict(self._image_seen.get(node.name) or {})
+                times = [seen.get(i) for i in runtime.images]
+                if all(i in seen for i in runtime.images) and all(t is not None for t in times):
+                    images_ready = max(t for t in times if t is not None)
+            with self._lock:
+                overhead = self._overhead.get(node.name)
+            out.append(
+                NodeSample(
+                    name=node.name,
+                    created=node.created,
+                    allocatable=node.allocatable,
+                    ready=_ready_since(obj),
+                    images_ready=images_ready,
+                    schedulable=not node.unschedulable,
+                    overhead=overhead,
+                )
+            )
+        return tuple(out)
+
+    def _measure_overhead(self, samples: Sequence[NodeSample]) -> None:
+        """DaemonSet and static pods' requests on a few of the pool's newest ready nodes (what
+        a new node carries before any user): node-sized placeholders leave exactly that."""
+        if not self._overhead_allowed:
+            return
+        todo = [n for n in sorted(samples, key=lambda n: -n.created) if n.ready is not None]
+        todo = [n for n in todo[:OVERHEAD_NODES] if n.name not in self._overhead]
+        for sample in todo:
+            try:
+                page = self.kube.list_pods(
+                    None,
+                    field_selector=f"spec.nodeName={sample.name}",
+                    limit=0,
+                    continue_token="",
+                    timeout=self.request_timeout,
+                )
+            except ApiError as exc:
+                if exc.code == 403:
+                    log.warning(
+                        "cannot list pods on nodes (%s): node-sized placeholders assume "
+                        "DaemonSets take %.0f%% of a node; grant cluster-wide pods list or "
+                        "set nodeRequests",
+                        exc,
+                        next(iter(self.pools.values())).spec.overhead_guess * 100,
+                    )
+                    self._overhead_allowed = False
+                    return
+                self.metrics.errors.labels("list-node-pods").inc()
+                return
+            total = Resources()
+            for pod in page.items:
+                meta = pod.get("metadata") or {}
+                refs = meta.get("ownerReferences") or []
+                daemon = any(isinstance(r, dict) and r.get("kind") == "DaemonSet" for r in refs)
+                mirror = MIRROR_ANNOTATION in (meta.get("annotations") or {})
+                phase = (pod.get("status") or {}).get("phase")
+                if (daemon or mirror) and phase not in ("Succeeded", "Failed"):
+                    try:
+                        total = total + pod_requests(pod.get("spec") or {})
+                    except ConversionError:
+                        continue
+            with self._lock:
+                self._overhead[sample.name] = Resources(total.cpu, total.memory, total.pods)
+
+    def observe(self) -> PlaceholderObservation:
+        now = self.wall()
+        self._prune(now)
+        pools: dict[str, PoolObservation] = {}
+        for name, runtime in self.pools.items():
+            samples = self._samples(runtime)
+            if runtime.spec.size is SizeMode.NODE and runtime.spec.node_requests is None:
+                self._measure_overhead(samples)
+                samples = self._samples(runtime)
+            with self._lock:
+                arrivals = tuple(t for t, _ in runtime.arrivals)
+            pools[name] = PoolObservation(arrivals, samples)
+        offset = datetime.fromtimestamp(now, self.zone).utcoffset()
+        utc_offset = offset.total_seconds() if offset is not None else 0.0
+        return PlaceholderObservation(now, pools, utc_offset)
+
+    # --- owner ---
+
+    def _resolve_owner(self) -> OwnerRef | None:
+        owner = self.config.owner
+        if owner is None:
+            return None
+        try:
+            obj = self.kube.get_owner(
+                owner.kind, self.config.namespace, owner.name, timeout=self.request_timeout
+            )
+        except ApiError as exc:
+            self.metrics.errors.labels("get-owner").inc()
+            raise RuntimeError(f"cannot read the owner {owner.kind} {owner.name}: {exc}") from exc
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        return OwnerRef(owner.api_version, owner.kind, owner.name, uid)
+
+    # --- reconcile ---
+
+    def _existing(self, pool: str, now: float) -> list[Existing]:
+        """The pool's pods as reconcile sees them: the informer's, with pods we created and
+        the watch has not shown yet added (Pending), and pods we deleted and the watch still
+        shows marked terminating."""
+        every = self.placeholders.items()
+        seen = {str((p.get("metadata") or {}).get("uid") or "") for p in every}
+        pods = [
+            p
+            for p in every
+            if ((p.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL) == pool
+        ]
+        with self._lock:
+            for uid, deadline in list(self._expect_delete.items()):
+                if deadline < now or uid not in seen:
+                    del self._expect_delete[uid]
+            for uid, (_, _, deadline) in list(self._expect_create.items()):
+                if deadline < now or uid in seen:
+                    del self._expect_create[uid]
+            gone = set(self._expect_delete)
+            pending = [obj for p, obj, _ in self._expect_create.values() if p == pool]
+        out = []
+        for obj in pods:
+            e = existing(obj, _created(obj))
+            out.append(replace(e, terminating=True) if e.uid in gone else e)
+        wall = self.wall()
+        out += [existing(obj, wall) for obj in pending]
+        return out
+
+    def reconcile(self) -> dict[str, Actions]:
+        """One pass: plan every pool and apply the differences (leader only)."""
+        if self._owner is None and self.config.owner is not None:
+            self._owner = self._resolve_owner()
+        observation = self.observe()
+        plans = plan_placeholders([r.spec for r in self.pools.values()], observation)
+        done: dict[str, Actions] = {}
+        mono = self.monotonic()
+        for name, runtime in self.pools.items():
+            plan = plans[name]
+            runtime.plan = plan
+            want_hash = None
+            if plan.requests is not None:
+                want_hash = spec_hash(pod_spec(self.config, runtime.model, plan.requests))
+            pods = self._existing(name, mono)
+            actions = reconcile_pool(plan.desired, want_hash, pods)
+            if plan.requests is None and plan.desired:
+                log.warning("pool %s: %s", name, plan.reason)
+            self._apply(runtime, plan, actions, {p.name: p for p in pods})
+            done[name] = actions
+            self._record(name, plan)
+        self.metrics.reconciles.inc()
+        return done
+
+    def _apply(
+        self,
+        runtime: PoolRuntime,
+        plan: PoolPlan,
+        actions: Actions,
+        pods: Mapping[str, Existing],
+    ) -> None:
+        pool = runtime.model.name
+        ns = self.config.namespace
+        for name in actions.delete:
+            if not self.elector.is_leader():
+                return
+            obj = self.placeholders.get(f"{ns}/{name}")
+            if obj is None or not is_ours(obj, self.config, pool):
+                log.error(
+                    "refusing to delete pod %s/%s: not a placeholder of pool %s", ns, name, pool
+                )
+                continue
+            uid = pods[name].uid
+            with self._lock:
+                self._expect_delete[uid] = self.monotonic() + self.expectation_timeout
+            try:
+                self.kube.delete_pod(
+                    ns, name, uid=uid, grace_period_seconds=0, timeout=self.request_timeout
+                )
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    with self._lock:
+                        self._expect_delete.pop(uid, None)
+                    self.metrics.errors.labels("delete").inc()
+                    log.warning("cannot delete placeholder %s: %s", name, exc)
+                continue
+            self.metrics.deleted.labels(pool).inc()
+            log.info("pool %s: deleted placeholder %s (%s)", pool, name, plan.reason)
+        if actions.create and plan.requests is not None:
+            body = build_pod(self.config, runtime.model, plan.requests, self._owner)
+            for _ in range(actions.create):
+                if not self.elector.is_leader():
+                    return
+                try:
+                    made = self.kube.create_pod(ns, body, timeout=self.request_timeout)
+                except ApiError as exc:
+                    self.metrics.errors.labels("create").inc()
+                    log.warning("pool %s: cannot create a placeholder: %s", pool, exc)
+                    return
+                uid = str((made.get("metadata") or {}).get("uid") or "")
+                with self._lock:
+                    self._expect_create[uid] = (
+                        pool,
+                        made,
+                        self.monotonic() + self.expectation_timeout,
+                    )
+                self.metrics.created.labels(pool).inc()
+            log.info(
+                "pool %s: created %d placeholder(s) (%s, desired %d)",
+                pool,
+                actions.create,
+                plan.reason,
+                plan.desired,
+            )
+
+    def _record(self, pool: str, plan: PoolPlan) -> None:
+        m = self.metrics
+        m.desired.labels(pool).set(plan.desired)
+        bound = pending = 0
+        for obj in self.placeholders.items():
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if labels.get(POOL_LABEL) != pool:
+                continue
+            if (obj.get("spec") or {}).get("nodeName"):
+                bound += 1
+            else:
+                pending += 1
+        m.actual.labels(pool, "bound").set(bound)
+        m.actual.labels(pool, "pending").set(pending)
+        if self.pools[pool].spec.count.mode is CountMode.ADAPTIVE:
+            m.rate.labels(pool).set(plan.arrival_rate * 60)
+            m.ready.labels(pool).set(plan.ready_seconds)
+
+    # --- lifecycle ---
+
+    def synced(self) -> bool:
+        informers = [self.placeholders, self.nodes] + ([self.users] if self.users else [])
+        return all(i.synced.is_set() for i in informers)
+
+    def start(self) -> PlaceholderController:
+        informers = [self.placeholders, self.nodes] + ([self.users] if self.users else [])
+        for informer in informers:
+            informer.start()
+        thread = threading.Thread(
+            target=self.elector.run, args=(self.stop,), name="leader-election", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+        loop = threading.Thread(target=self.loop, name="reconcile", daemon=True)
+        loop.start()
+        self._threads.append(loop)
+        return self
+
+    def loop(self) -> None:
+        """Reconcile on events (debounced) and every resync period, while leading.  Becoming
+        leader and each informer's (re)list wake it too."""
+        resync = self.config.resync_seconds
+        due = self.monotonic()
+        while not self.stop.is_set():
+            woke = self.wake.wait(max(0.0, due - self.monotonic()))
+            if self.stop.is_set():
+                break
+            if woke and self.debounce:
+                self.stop.wait(self.debounce)
+            self.wake.clear()
+            due = self.monotonic() + resync
+            if not self.elector.is_leader() or not self.synced():
+                continue
+            try:
+                self.reconcile()
+            except Exception:
+                self.metrics.errors.labels("reconcile").inc()
+                log.exception("reconcile failed; retrying")
+                due = self.monotonic() + min(5.0, resync)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop everything and release the Lease (if held) so the other replica takes over."""
+        self.stop.set()
+        self.wake.set()
+        for informer in (self.placeholders, self.nodes, self.users):
+            if informer is not None:
+                informer.interrupt()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for informer in (self.placeholders, self.nodes, self.users):
+            if informer is not None:
+                informer.join(max(0.0, deadline - time.monotonic()))
+        self.elector.release()
+
+
+def _removal_reason(obj: Obj) -> str:
+    """``preempted`` when kube-scheduler marked the victim (DisruptionTarget condition, reason
+    PreemptionByScheduler; ref: pkg/scheduler/framework/preemption), else ``removed``."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if (
+            isinstance(cond, dict)
+            and cond.get("type") == "DisruptionTarget"
+            and cond.get("reason") == "PreemptionByScheduler"
+        ):
+            return "preempted"
+    return "removed"
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def default_identity() -> str:
+    """The Lease holder identity: the pod name (unique per replica) plus a random suffix, so
+    a restarted container never mistakes its predecessor's lease for its own."""
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{uuid.uuid4().hex[:8]}"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scheduler-extender placeholders",
+        description="Keep pools of low-priority placeholder pods as spare capacity "
+        "(docs/placeholders.md).",
+    )
+    p.add_argument("--config", required=True, type=Path, help="the controller's YAML config")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--identity", help="Lease holder identity (default: $POD_NAME + suffix)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("SCHEDULER_EXTENDER_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    p.add_argument("--check", action="store_true", help="validate the config and exit")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        config = load_config(args.config)
+        for pool in config.pools:
+            template_pod(config, pool)
+    except (ConfigError, ValueError) as exc:
+        print(f"scheduler-extender placeholders: invalid config: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        names = ", ".join(f"{p.name} ({p.count.mode}, {p.size})" for p in config.pools)
+        print(f"config OK: {len(config.pools)} pool(s): {names or 'none'}")
+        return 0
+    logging.basicConfig(
+        level=str(args.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        kube = connect(kubeconfig=args.kubeconfig, context=args.context)
+    except KubeConfigError as exc:
+        print(f"scheduler-extender placeholders: {exc}", file=sys.stderr)
+        return 2
+    if kube is None:
+        print(
+            "scheduler-extender placeholders: no cluster config found (not in a pod, no "
+            "kubeconfig); pass --kubeconfig",
+            file=sys.stderr,
+        )
+        return 2
+    registry = CollectorRegistry()
+    controller = PlaceholderController(
+        config, kube, identity=args.identity or default_identity(), registry=registry
+    )
+    if config.metrics_port:
+        start_http_server(config.metrics_port, registry=registry)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "placeholder controller %s: %d pool(s) in %s, Lease %s, %s",
+        controller.identity,
+        len(config.pools),
+        config.namespace,
+        config.lease_name,
+        kube.source,
+    )
+    controller.start()
+    done.wait()
+    controller.shutdown()
+    kube.close()
+    return 0
