@@ -6,12 +6,15 @@ wire models, converts the pod once, calls one core function on the current snaps
 the reply with the exact upstream key names.
 
 Hot-path choices (see benchmarks/extender_latency.py): handlers take the raw ``Request`` and
-return a ``Response`` so FastAPI does no second validation or serialization pass; JSON is parsed by
-pydantic's Rust parser and replies are encoded by orjson.
+return a ``Response`` so FastAPI does no second validation or serialization pass; JSON is decoded
+by orjson, checked by pydantic's ``validate_python``, and replies are encoded by orjson.
 
-Errors: bad input is HTTP 400 with a message naming the field; an unexpected failure is HTTP 500
-(the scheduler then treats the call as failed, and an ``ignorable`` extender is skipped).  Neither
-ever takes the process down.
+Errors: bad input is HTTP 400 with a message naming the field; an unexpected failure is HTTP 500.
+While the state is not ready (first sync not done, or the watch broken for longer than the
+staleness bound) ``filter``, ``prioritize`` and ``preempt`` answer HTTP 503 at once: the shipped
+extender is ``ignorable``, so kube-scheduler then decides with its own fresh cache and in-tree
+MostAllocated rather than follow scores computed from a stale view.  ``bind`` is not gated: it
+acts on the API server, not on our view.  Nothing here ever takes the process down.
 """
 
 from __future__ import annotations
@@ -75,11 +78,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "json_invalid":
-            ctx = err.get("ctx") or {}
-            parts.append(f"invalid JSON: {ctx.get('error', err['msg'])}")
-        else:
-            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
     return "; ".join(parts)
 
 
@@ -270,14 +269,22 @@ def create_app(
     app.state.metrics = metrics
 
     def verb(
-        name: str, handler: Callable[[bytes], Awaitable[Response]]
+        name: str, handler: Callable[[bytes], Awaitable[Response]], gated: bool
     ) -> Callable[[Request], Awaitable[Response]]:
         latency = metrics.latency.labels(name)
-        outcomes = {o: metrics.requests.labels(name, o) for o in ("ok", "bad_request", "error")}
+        outcomes = {
+            o: metrics.requests.labels(name, o) for o in ("ok", "bad_request", "not_ready", "error")
+        }
 
         async def endpoint(request: Request) -> Response:
             start = time.perf_counter()
             try:
+                if gated:
+                    ready = state.readiness()
+                    if not ready.ready:
+                        outcomes["not_ready"].inc()
+                        latency.observe(time.perf_counter() - start)
+                        return JSONResponse({"error": f"not ready: {ready.reason}"}, 503)
                 response = await handler(await read_body(request, ext.limit))
                 outcomes["ok"].inc()
             except ValidationError as exc:
@@ -313,7 +320,7 @@ def create_app(
         request_model, reply_model = wire_docs[name]
         app.add_api_route(
             f"/{name}",
-            verb(name, handler),
+            verb(name, handler, gated=name != "bind"),
             methods=["POST"],
             response_model=None,
             summary=f"kube-scheduler extender {name} verb",

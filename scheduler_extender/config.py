@@ -9,13 +9,15 @@ Precedence, highest first: command-line flags (``--port 9000``), environment var
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,6 +45,13 @@ class Settings(BaseSettings):
         cli_implicit_flags=True,
         cli_prog_name="scheduler-extender serve",
         validate_default=True,
+        allow_inf_nan=False,
+    )
+
+    config: Path | None = Field(
+        None,
+        description="YAML file of settings, keys being the field names below (also "
+        "SCHEDULER_EXTENDER_CONFIG). Read first: flags and environment variables override it.",
     )
 
     # --- service ---------------------------------------------------------------------------
@@ -52,7 +61,15 @@ class Settings(BaseSettings):
         "kube-scheduler and keeps it on loopback.",
     )
     port: int = Field(8888, ge=1, le=65535, description="TCP port to listen on.")
-    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level: debug, info, warning, error or critical."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     max_body_bytes: int = Field(
         64 * 1024 * 1024,
         gt=0,
@@ -237,8 +254,45 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+#: Variables the kubelet injects for Services in the namespace (``<NAME>_SERVICE_HOST``,
+#: ``<NAME>_PORT_8888_TCP_ADDR``...): a Service whose name starts with "scheduler-extender" yields
+#: some with our prefix.  They are not settings; the chart also sets ``enableServiceLinks: false``.
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$"
+)
+
+
+class UnknownSettingError(ValueError):
+    """An environment variable with our prefix names no setting (most likely a typo)."""
+
+
+def unknown_environment(cls: type[Settings] = Settings) -> list[str]:
+    """``SCHEDULER_EXTENDER_*`` environment variables that name no setting.
+
+    pydantic-settings silently ignores them, so a misspelt ``..._CPU_WEIGTH`` in a Deployment
+    would quietly leave the default in force; ``load_settings`` refuses to start instead.
+    """
+    known = {ENV_PREFIX + name.upper() for name in cls.model_fields}
+    return sorted(
+        k
+        for k in os.environ
+        if k.upper().startswith(ENV_PREFIX)
+        and k.upper() not in known
+        and not _SERVICE_LINK.search(k.upper())
+    )
+
+
 def load_settings(argv: Sequence[str] = (), cls: type[Settings] = Settings) -> Settings:
     """Settings from ``argv`` (flags), the environment and an optional YAML file."""
+    unknown = unknown_environment(cls)
+    if unknown:
+        hints = []
+        for name in unknown:
+            field = name[len(ENV_PREFIX) :].lower()
+            close = difflib.get_close_matches(field, list(cls.model_fields), n=1)
+            hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+            hints.append(f"{name}{hint}")
+        raise UnknownSettingError("unknown settings in the environment: " + ", ".join(hints))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path)
     known, rest = pre.parse_known_args(list(argv))

@@ -116,19 +116,35 @@ def _labels(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, str]:
 # --- quantities and time --------------------------------------------------------------------
 
 
+#: apimachinery keeps quantities' integer values in an int64; anything larger is not a real request.
+_INT64_MAX = Decimal(2**63 - 1)
+
+
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> Decimal:
     return Decimal(parse_quantity(text))  # type: ignore[no-untyped-call]
 
 
 def quantity(value: object, path: str) -> Decimal:
-    """A Kubernetes quantity (string, or a bare number as in hand-written YAML) as a Decimal."""
+    """A Kubernetes quantity (string, or a bare number as in hand-written YAML) as a Decimal.
+
+    Rejects (with ``ConversionError``) what the API server would never store: non-finite values,
+    negative amounts, and magnitudes beyond int64.  This also keeps a crafted request such as
+    ``memory: 1e999999`` from making the handler build a million-digit integer.
+    """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ConversionError(path, f"expected a quantity, got {type(value).__name__}")
     try:
-        return _parse(str(value))
-    except ValueError as exc:
+        q = _parse(str(value))
+    except (ValueError, ArithmeticError) as exc:
         raise ConversionError(path, f"invalid quantity {value!r}") from exc
+    if not q.is_finite():
+        raise ConversionError(path, f"invalid quantity {value!r}: not finite")
+    if q < 0:
+        raise ConversionError(path, f"invalid quantity {value!r}: must not be negative")
+    if q > _INT64_MAX:
+        raise ConversionError(path, f"invalid quantity {value!r}: out of range")
+    return q
 
 
 def resources_from(values: Mapping[str, Any], path: str) -> Resources:
@@ -139,6 +155,8 @@ def resources_from(values: Mapping[str, Any], path: str) -> Resources:
     for name, raw in values.items():
         q = quantity(raw, f"{path}.{name}")
         if name == "cpu":
+            if q * 1000 > _INT64_MAX:
+                raise ConversionError(f"{path}.{name}", f"invalid quantity {raw!r}: out of range")
             cpu = math.ceil(q * 1000)
         elif name == "memory":
             memory = math.ceil(q)
@@ -202,32 +220,90 @@ def normalize_image(ref: str) -> str:
 # --- pods -----------------------------------------------------------------------------------
 
 
-def _container_requests(container: Mapping[str, Any], path: str) -> Resources:
+def _container_requests(
+    container: object, path: str, status: Mapping[str, Any] | None = None, infeasible: bool = False
+) -> Resources:
+    """One container's requests.  With in-place resize, the scheduler counts the larger of what
+    the spec asks, what the kubelet reports and what it has allocated; when a resize is
+    infeasible, only the latter two (ref: component-helpers resource/helpers.go
+    determineContainerReqs)."""
+    if not isinstance(container, Mapping):
+        raise ConversionError(path, f"expected a container object, got {type(container).__name__}")
     res = _map(container, "resources", path)
     requests = dict(_map(res, "requests", f"{path}.resources"))
     # The API server defaults a missing request to the limit; do the same for hand-written pods.
     for name, value in _map(res, "limits", f"{path}.resources").items():
         requests.setdefault(name, value)
-    return resources_from(requests, f"{path}.resources.requests")
+    spec = resources_from(requests, f"{path}.resources.requests")
+    if status is None or status.get("resources") is None:
+        return spec
+    spath = f"{path}(status)"
+    reported = resources_from(
+        _map(_map(status, "resources", spath), "requests", f"{spath}.resources"),
+        f"{spath}.resources.requests",
+    )
+    allocated = resources_from(_map(status, "allocatedResources", spath), spath)
+    larger = reported.max(allocated)
+    return larger if infeasible else spec.max(larger)
 
 
-def pod_requests(spec: Mapping[str, Any], path: str = "spec") -> Resources:
+def _statuses(obj: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
+    status = obj.get("status")
+    if not isinstance(status, Mapping):
+        return {}
+    out: dict[str, Mapping[str, Any]] = {}
+    entries = status.get(key)
+    if isinstance(entries, list):
+        for entry in entries:
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                out[entry["name"]] = entry
+    return out
+
+
+def _resize_infeasible(obj: Mapping[str, Any]) -> bool:
+    status = obj.get("status")
+    if not isinstance(status, Mapping):
+        return False
+    if status.get("resize") == "Infeasible":  # before v1.33
+        return True
+    conditions = status.get("conditions")
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "PodResizePending"
+        and c.get("reason") == "Infeasible"
+        for c in conditions
+    )  # fmt: skip
+
+
+def pod_requests(
+    spec: Mapping[str, Any], path: str = "spec", pod: Mapping[str, Any] | None = None
+) -> Resources:
     """The pod's effective request, as kube-scheduler computes it.
 
     App containers are summed; restartable init containers (sidecars) count as app containers and
     also run beside every later init container; each init container's need is compared with the
     total and the larger wins, per resource; pod-level ``resources.requests`` override cpu and
-    memory when set; ``overhead`` is added last.  ``pods`` is 1.
+    memory when set; ``overhead`` is added last.  ``pods`` is 1.  Given the whole ``pod``, a
+    container being resized in place counts as described in ``_container_requests``.
     ref: k8s.io/component-helpers/resource/helpers.go PodRequests.
     """
+    statuses = _statuses(pod, "containerStatuses") if pod is not None else {}
+    init_statuses = _statuses(pod, "initContainerStatuses") if pod is not None else {}
+    infeasible = pod is not None and _resize_infeasible(pod)
+
+    def status_of(c: object, table: dict[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+        name = c.get("name") if isinstance(c, Mapping) else None
+        return table.get(name) if isinstance(name, str) else None
+
     total = Resources()
     for i, c in enumerate(_list(spec, "containers", path)):
-        total = total + _container_requests(c, f"{path}.containers[{i}]")
+        total = total + _container_requests(
+            c, f"{path}.containers[{i}]", status_of(c, statuses), infeasible
+        )
     sidecars = Resources()
     init_peak = Resources()
     for i, c in enumerate(_list(spec, "initContainers", path)):
         cpath = f"{path}.initContainers[{i}]"
-        req = _container_requests(c, cpath)
+        req = _container_requests(c, cpath, status_of(c, init_statuses), infeasible)
         if _str(c, "restartPolicy", cpath) == "Always":
             total = total + req
             sidecars = sidecars + req
@@ -344,7 +420,7 @@ def pod_from_json(
         uid=_str(meta, "uid", mpath),
         name=_str(meta, "name", mpath),
         namespace=_str(meta, "namespace", mpath),
-        requests=pod_requests(spec, spath),
+        requests=pod_requests(spec, spath, obj),
         priority=priority,
         placeholder=rule.matches(labels, priority),
         node_name=_str(spec, "nodeName", spath),

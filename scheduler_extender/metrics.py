@@ -31,7 +31,7 @@ class ExtenderMetrics:
         )
         self.requests = Counter(
             "scheduler_extender_requests",
-            "Extender calls by verb and outcome (ok, bad_request, error).",
+            "Extender calls by verb and outcome (ok, bad_request, not_ready, error).",
             ["verb", "outcome"],
             registry=registry,
         )

@@ -262,16 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_quantity(flag: str, text: str) -> Decimal:
     """A non-negative Kubernetes quantity, or a ``PlanError`` naming ``flag``."""
     try:
-        value = quantity(text.strip(), flag)
-    except ConversionError:
+        return quantity(text.strip(), flag)
+    except ConversionError as exc:
+        if exc.problem.endswith("must not be negative"):
+            raise PlanError(flag, f"must not be negative, got {text!r}") from None
+        if exc.problem.endswith(("not finite", "out of range")):
+            raise PlanError(flag, f"{text!r} is not a finite quantity in range") from None
         raise PlanError(
             flag, f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 4G, 0.05, 50m)"
         ) from None
-    if not value.is_finite():
-        raise PlanError(flag, f"{text!r} is not a finite quantity")
-    if value < 0:
-        raise PlanError(flag, f"must not be negative, got {text!r}")
-    return value
 
 
 def parse_memory(flag: str, text: str, *, z2jh: bool = False) -> int:

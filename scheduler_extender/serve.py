@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from scheduler_extender.config import Settings, load_settings
+from scheduler_extender.config import Settings, UnknownSettingError, load_settings
 from scheduler_extender.state import ClusterState, SnapshotFileError, StaticState, demo_state
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def example_commands(settings: Settings, state: ClusterState) -> str:
 def main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings(argv)
-    except (ValidationError, FileNotFoundError) as exc:
+    except (ValidationError, UnknownSettingError, FileNotFoundError) as exc:
         print(f"scheduler-extender serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -159,11 +159,14 @@ def test_bind_goes_through_the_binder() -> None:
 
 
 class _BrokenState:
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+
     def snapshot(self) -> Snapshot:
         raise RuntimeError("boom")
 
     def readiness(self) -> Readiness:
-        return Readiness(False, "nodes not listed yet")
+        return Readiness(self.ready, "" if self.ready else "nodes not listed yet")
 
     def describe(self) -> str:
         return "broken"
@@ -171,20 +174,44 @@ class _BrokenState:
 
 def test_internal_failure_is_a_500_and_the_app_keeps_answering() -> None:
     registry = CollectorRegistry()
-    client = TestClient(create_app(Settings(), state=_BrokenState(), registry=registry))
+    client = TestClient(create_app(Settings(), state=_BrokenState(True), registry=registry))
     reply = client.post("/prioritize", json=_args())
     assert reply.status_code == 500
     assert "internal error in prioritize" in reply.json()["error"]
     assert client.get("/healthz").status_code == 200
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    assert "nodes not listed yet" in ready.text
+    assert client.get("/readyz").status_code == 200
     assert (
         registry.get_sample_value(
             "scheduler_extender_requests_total", {"verb": "prioritize", "outcome": "error"}
         )
         == 1.0
     )
+
+
+@pytest.mark.parametrize("verb", ["filter", "prioritize", "preempt"])
+def test_not_ready_state_answers_503_so_the_scheduler_falls_back(verb: str) -> None:
+    """Scores from a view that is not ready would override kube-scheduler's fresh in-tree
+    scoring (the extender leads by weight); a 503 makes an ignorable extender step aside."""
+    registry = CollectorRegistry()
+    client = TestClient(create_app(Settings(), state=_BrokenState(False), registry=registry))
+    reply = client.post(f"/{verb}", json=_args())
+    assert reply.status_code == 503
+    assert reply.json() == {"error": "not ready: nodes not listed yet"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "nodes not listed yet" in ready.text
+    assert (
+        registry.get_sample_value(
+            "scheduler_extender_requests_total", {"verb": verb, "outcome": "not_ready"}
+        )
+        == 1.0
+    )
+
+
+def test_bind_is_not_gated_by_readiness() -> None:
+    client = TestClient(create_app(Settings(), state=_BrokenState(False)))
+    body = {"PodName": "p", "PodNamespace": "ns", "PodUID": "u", "Node": "a"}
+    assert client.post("/bind", json=body).json() == {"Error": BIND_DISABLED}
 
 
 def test_health_ready_and_metrics(client: TestClient) -> None:

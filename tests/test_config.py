@@ -84,3 +84,47 @@ def test_placeholder_rule_from_settings() -> None:
     assert rule.matches({"role": "spare"}, 0)
     assert not rule.matches({"component": "user-placeholder"}, 0)
     assert rule.matches({}, -10)
+
+
+def test_misspelt_environment_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scheduler_extender.config import UnknownSettingError
+
+    monkeypatch.setenv("SCHEDULER_EXTENDER_CPU_WEIGTH", "2")
+    with pytest.raises(UnknownSettingError, match="did you mean SCHEDULER_EXTENDER_CPU_WEIGHT"):
+        load_settings([])
+
+
+def test_service_link_variables_are_not_mistaken_for_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the kubelet injects for a Service named "scheduler-extender-metrics".
+    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_SERVICE_HOST", "10.0.0.7")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_SERVICE_PORT", "8888")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_PORT_8888_TCP_ADDR", "10.0.0.7")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_PORT", "tcp://10.0.0.7:8888")
+    assert load_settings([]).port == 8888
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SCHEDULER_EXTENDER_IMAGE_WEIGHT", "inf"), ("SCHEDULER_EXTENDER_PURPOSE_WEIGHT", "nan"),
+     ("SCHEDULER_EXTENDER_LOG_LEVEL", "loud")],
+    ids=["inf", "nan", "log-level"],
+)  # fmt: skip
+def test_non_finite_numbers_and_bad_log_levels_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        load_settings([])
+
+
+def test_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_EXTENDER_LOG_LEVEL", "WARNING")
+    assert load_settings([]).log_level == "warning"
+
+
+def test_help_lists_the_config_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        load_settings(["--help"])
+    assert "--config" in capsys.readouterr().out

@@ -38,7 +38,12 @@ SUFFIXES = ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti", "E", "Ei"]
 )
 def test_quantity_agrees_with_the_kubernetes_client(number: str, suffix: str) -> None:
     text = number + suffix
-    assert quantity(text, "q") == Decimal(parse_quantity(text))
+    expected = Decimal(parse_quantity(text))
+    if expected > 2**63 - 1:  # beyond apimachinery's int64: refused, not overflowed
+        with pytest.raises(ConversionError, match="out of range"):
+            quantity(text, "q")
+    else:
+        assert quantity(text, "q") == expected
 
 
 @pytest.mark.parametrize(
@@ -62,11 +67,22 @@ def test_resources_from(requests: dict[str, Any], expected: Resources) -> None:
     assert resources_from(requests, "r") == expected
 
 
-@pytest.mark.parametrize("bad", ["lots", "1.2.3", "5Q", True, None, [1]], ids=str)
+@pytest.mark.parametrize(
+    "bad",
+    ["lots", "1.2.3", "5Q", True, None, [1], "Infinity", "NaN", "-5Gi", "-1", "1e999999",
+     "1e100000000", "9300P", float("inf")],
+    ids=str,
+)  # fmt: skip
 def test_bad_quantity_names_the_field(bad: object) -> None:
     with pytest.raises(ConversionError) as err:
         resources_from({"cpu": bad}, "Pod.spec.containers[0].resources.requests")
     assert err.value.path == "Pod.spec.containers[0].resources.requests.cpu"
+
+
+def test_cpu_is_range_checked_in_millicores() -> None:
+    with pytest.raises(ConversionError, match="out of range"):
+        resources_from({"cpu": "10000000000000000"}, "r")  # 1e16 cores = 1e19 m > int64
+    assert resources_from({"memory": "7Ei"}, "r").memory == 7 * 2**60
 
 
 # --- effective pod requests -----------------------------------------------------------------
@@ -107,6 +123,38 @@ def _c(name: str, cpu: str, memory: str, **extra: Any) -> dict[str, Any]:
 )  # fmt: skip
 def test_pod_requests_match_kube_scheduler(spec: dict[str, Any], expected: Resources) -> None:
     assert pod_requests(spec) == expected
+
+
+def _resizing(
+    spec_cpu: str, status_cpu: str, allocated_cpu: str, infeasible: bool
+) -> dict[str, Any]:
+    obj = pod_json(cpu=spec_cpu, memory="1Gi")
+    obj["status"] = {
+        "phase": "Running",
+        "containerStatuses": [{"name": "notebook",
+                               "allocatedResources": {"cpu": allocated_cpu, "memory": "1Gi"},
+                               "resources": {"requests": {"cpu": status_cpu, "memory": "1Gi"}}}],
+    }  # fmt: skip
+    if infeasible:
+        obj["status"]["conditions"] = [{"type": "PodResizePending", "reason": "Infeasible"}]
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("spec_cpu", "status_cpu", "allocated_cpu", "infeasible", "expected"),
+    [
+        ("2", "500m", "500m", False, 2000),  # resizing up: the spec's larger ask counts
+        ("500m", "2", "2", False, 2000),  # resizing down: still holding 2 cores
+        ("4", "1", "1500m", True, 1500),  # infeasible: only what the kubelet holds
+    ],
+    ids=["resize-up", "resize-down", "resize-infeasible"],
+)
+def test_in_place_resize_counts_like_the_scheduler(
+    spec_cpu: str, status_cpu: str, allocated_cpu: str, infeasible: bool, expected: int
+) -> None:
+    pod = pod_from_json(_resizing(spec_cpu, status_cpu, allocated_cpu, infeasible))
+    assert pod.requests.cpu == expected
+    assert pod.requests.memory == GI
 
 
 def test_pod_from_json_reads_what_the_policy_needs() -> None:
@@ -174,6 +222,8 @@ def test_placeholder_rule_can_ignore_priority() -> None:
     ("mutate", "path"),
     [
         (lambda p: p["spec"].update(containers="nope"), "Pod.spec.containers"),
+        (lambda p: p["spec"].update(containers=["x"]), "Pod.spec.containers[0]"),
+        (lambda p: p["spec"].update(initContainers=[5]), "Pod.spec.initContainers[0]"),
         (lambda p: p["spec"].update(priority="high"), "Pod.spec.priority"),
         (lambda p: p["metadata"].update(labels={"a": 1}), "Pod.metadata.labels.a"),
         (lambda p: p["spec"].update(tolerations=[5]), "Pod.spec.tolerations[0]"),
@@ -184,7 +234,8 @@ def test_placeholder_rule_can_ignore_priority() -> None:
         (lambda p: p["metadata"].update(creationTimestamp="yesterday"),
          "Pod.metadata.creationTimestamp"),
     ],
-    ids=["containers-not-list", "priority-not-int", "label-not-string", "toleration-not-object",
+    ids=["containers-not-list", "container-not-object", "init-container-not-object",
+         "priority-not-int", "label-not-string", "toleration-not-object",
          "bad-cpu", "bad-timestamp"],
 )  # fmt: skip
 def test_pod_errors_name_the_field(mutate: Any, path: str) -> None:

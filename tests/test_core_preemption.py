@@ -115,3 +115,14 @@ def test_classify_victims() -> None:
     pods, snap = _cluster()
     uids = [pods["ph_img"].uid, pods["user_mixed"].uid, "missing"]
     assert classify_victims(uids, snap) == (True, False, None)
+
+
+def test_fewest_pdb_violations_come_before_packing() -> None:
+    """kube-scheduler's own choice starts with the fewest PDB violations; with one candidate
+    kept, steering must not hand it a violating one when a clean one exists."""
+    pods, snap = _cluster()
+    cands = [
+        _cand("packed", pods["ph_packed"], pdb=1),
+        _cand("empty-image", pods["ph_img"], pdb=0),
+    ]
+    assert choose_candidates(pod(), cands, snap, CFG) == ("empty-image",)

@@ -10,7 +10,6 @@ from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyCon
 from scheduler_extender.core.preemption import Candidate, choose_candidates, classify_victims
 from scheduler_extender.core.scoring import ScoreOutcome, normalize, raw_score, score_nodes
 from scheduler_extender.core.snapshot import (
-    apply_changes,
     build_snapshot,
     empty_snapshot,
     node_info,
@@ -46,7 +45,6 @@ __all__ = [
     "Taint",
     "Toleration",
     "Verdict",
-    "apply_changes",
     "build_snapshot",
     "check_node",
     "choose_candidates",

@@ -142,25 +142,6 @@ class _Checker:
         return FITS
 
 
-def _short(request: Resources, alloc: Resources, used: Resources) -> str:
-    """``insufficient(request, alloc - used)`` without building the difference: this runs for
-    every candidate node of every request, in the service and the simulator alike."""
-    if request.pods > alloc.pods - used.pods:
-        return "Too many pods"
-    cpu = request.cpu
-    if cpu > 0 and cpu > alloc.cpu - used.cpu:
-        return "Insufficient cpu"
-    memory = request.memory
-    if memory > 0 and memory > alloc.memory - used.memory:
-        return "Insufficient memory"
-    if request.scalar:
-        have, taken = alloc.scalar, used.scalar
-        for name, amount in request.scalar.items():
-            if amount > 0 and amount > have.get(name, 0) - taken.get(name, 0):
-                return f"Insufficient {name}"
-    return ""
-
-
 def check_node(pod: Pod, info: NodeInfo, config: PolicyConfig) -> Verdict:
     """Can ``pod`` run on ``info``'s node now, and if not, could preemption ever help?"""
     return _Checker(pod, config).check(info)

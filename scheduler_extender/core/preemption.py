@@ -9,7 +9,8 @@ what is left by its own criteria.  So to steer, we keep only the best candidates
 1. nodes whose victims are all placeholders, when any exist (never evict a user when a
    placeholder would do);
 2. of those, nodes that already hold the pod's images, when any exist (no pull wait);
-3. of those, the most packed by user load, with fewer victims, then older nodes first.
+3. of those, the fewest PodDisruptionBudget violations, then the most packed by user load, with
+   fewer victims, then older nodes first.
 
 Victim sets are returned unchanged: the scheduler computed them as the minimum that makes the pod
 fit, and it does not re-check them.
@@ -17,7 +18,7 @@ fit, and it does not re-check them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scheduler_extender.core.policy import PolicyConfig
@@ -77,21 +78,16 @@ def choose_candidates(
         if best_images > 0:
             pool = [c for c in pool if images(c) == best_images]
 
-    def key(c: Candidate) -> tuple[int, float, int, int, float, str]:
+    def key(c: Candidate) -> tuple[int, int, float, int, float, str]:
+        # Fewest PodDisruptionBudget violations first, as kube-scheduler's own
+        # pickOneNodeForPreemption does: with one candidate kept, it has no other to fall back on.
         info = nodes.get(c.node)
         if info is None:
-            return (1, 0.0, c.pdb_violations, len(c.victims), 0.0, c.node)
+            return (c.pdb_violations, 1, 0.0, len(c.victims), 0.0, c.node)
         packed = pack_score(pod, info, config)
-        return (0, -packed, c.pdb_violations, len(c.victims), info.node.created, c.node)
+        return (c.pdb_violations, 0, -packed, len(c.victims), info.node.created, c.node)
 
     ranked = sorted(pool, key=key)
     if config.preempt_keep > 0:
         ranked = ranked[: config.preempt_keep]
     return tuple(c.node for c in ranked)
-
-
-def keep_victims(
-    chosen: Sequence[str], victims: Mapping[str, tuple[str, ...]]
-) -> dict[str, tuple[str, ...]]:
-    """The scheduler's victim map restricted to the chosen nodes."""
-    return {name: victims[name] for name in chosen if name in victims}

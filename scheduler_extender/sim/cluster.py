@@ -1,8 +1,8 @@
 """A cluster snapshot the simulator updates in place, through the core's own helpers.
 
-The core's ``apply_changes`` copies the node and pod maps on every call, which is right for the
-service (readers hold old snapshots while a new one is built) but costs O(pods) per bind in a
-simulation of thousands of pods.  The simulator is single-threaded and nobody keeps an old view,
+Copying the node and pod maps on every change, as the service's cache must (readers hold old
+snapshots while a new one is built), would cost O(pods) per bind in a simulation of thousands of
+pods.  The simulator is single-threaded and nobody keeps an old view,
 so ``LiveSnapshot`` keeps the two maps as dicts, replaces one ``NodeInfo`` per change with
 ``core.snapshot.with_pod``/``without_pod``/``with_node``/``node_info``, and exposes them as the
 core's ``Snapshot`` type through read-only proxies.  ``freeze`` returns a detached copy for
@@ -62,7 +62,7 @@ class LiveSnapshot:
 
     def upsert_pod(self, pod: Pod) -> None:
         """Place ``pod`` on ``pod.node_name`` (moving it if it was elsewhere); a pod naming no
-        known node is removed, as ``core.snapshot.apply_changes`` does."""
+        known node is removed, as the service's cache does."""
         if self._pod_nodes.get(pod.uid) != pod.node_name:
             self.delete_pod(pod.uid)
         target = self._nodes.get(pod.node_name) if pod.node_name else None

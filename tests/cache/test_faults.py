@@ -56,11 +56,16 @@ def _run_writer(writer: Writer, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def _check_kept_answering(probe: Probe, start: float, end: float) -> None:
+def _check_kept_answering(probe: Probe, start: float, end: float, stale: bool) -> None:
+    """Every call was answered; with 200 and scores, except that once the outage outlasts the
+    staleness bound the answer is a prompt 503 (the app steps aside while its view is stale, and
+    the ignorable extender lets kube-scheduler decide with its own cache)."""
     during = probe.answered_between(start, end)
     assert len(during) >= 5, f"only {len(during)} prioritize answers during the fault"
-    bad = [r for r in during if r[1] != 200]
-    assert not bad, f"non-200 answers during the fault: {bad[:5]}"
+    allowed = {200, 503} if stale else {200}
+    bad = [r for r in during if r[1] not in allowed]
+    assert not bad, f"unexpected answers during the fault: {bad[:5]}"
+    assert any(r[1] == 200 for r in during), "never answered with scores during the fault"
     slowest = max(r[2] for r in during)
     assert slowest < 2.0, f"a prioritize call took {slowest:.2f}s during the fault"
 
@@ -182,7 +187,7 @@ def test_cache_equals_truth_after_fault_and_extender_keeps_answering(
     start = time.monotonic()
     fault(server, live, writer)
     end = time.monotonic()
-    _check_kept_answering(app_server, start, end)
+    _check_kept_answering(app_server, start, end, stale=fault is server_down)
     # And the cache keeps following the server afterwards.
     writer.many(5)
     assert_cache_matches(server, live)
