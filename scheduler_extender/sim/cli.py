@@ -25,7 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scheduler_extender.sim.metrics import RunResult
-from scheduler_extender.sim.report import markdown, plot_nodes, plot_waits, write_json
+from scheduler_extender.sim.report import (
+    PlottingUnavailableError,
+    markdown,
+    plot_nodes,
+    plot_waits,
+    write_json,
+)
 from scheduler_extender.sim.runner import run_one
 from scheduler_extender.sim.scenario import (
     Scenario,
@@ -102,8 +108,8 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     scenario = load_scenario(args.scenario)
     overrides = list(args.set)
     if args.hours is not None:
-        if args.hours <= 0:
-            raise ScenarioError("--hours: must be > 0")
+        if not 0 < args.hours <= 366 * 24:
+            raise ScenarioError("--hours: must be > 0 and at most a year (8784)")
         overrides.append(f"duration={args.hours * 3600}")
     if args.autoscaler:
         overrides.append(f"autoscaler.mode={args.autoscaler}")
@@ -218,9 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = [out / "results.json", out / "table.md"]
     if not args.no_plots:
         users = generate_users(scenario, min(seeds))
-        plot_nodes(out / "nodes.png", scenario, results, users)
-        plot_waits(out / "waits.png", scenario, results)
-        written += [out / "nodes.png", out / "waits.png"]
+        try:
+            plot_nodes(out / "nodes.png", scenario, results, users)
+            plot_waits(out / "waits.png", scenario, results)
+            written += [out / "nodes.png", out / "waits.png"]
+        except PlottingUnavailableError as exc:
+            print(f"scheduler-extender simulate: no plots: {exc}", file=sys.stderr)
     print()
     for path in written:
         print(f"wrote {path}")

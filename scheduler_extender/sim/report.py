@@ -3,7 +3,9 @@
 Tables show the mean over seeds and, with several seeds, the standard deviation (``mean ± sd``).
 Plots use matplotlib's non-interactive Agg backend (no display needed): nodes over time per
 policy (first seed) against the lower bound, and the wait distribution as a complementary CDF
-(all seeds), which shows the tail that matters.
+(all seeds), which shows the tail that matters.  matplotlib is the ``sim`` extra
+(``pip install 'scheduler-extender[sim]'``), imported only when a plot is drawn, so the
+service's image does not carry it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from scheduler_extender.sim.metrics import PolicySummary, RunResult, summarize
 from scheduler_extender.sim.scenario import Scenario
 from scheduler_extender.sim.workload import UserSpec, lower_bound_series
+
+
+class PlottingUnavailableError(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlottingUnavailableError(
+            "plots need matplotlib: pip install 'scheduler-extender[sim]', or pass --no-plots"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -129,6 +143,7 @@ def plot_nodes(
 ) -> None:
     """Nodes over time for each policy (first seed), with the lower bound's node count."""
     first = min(r.seed for r in results)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
     hours = scenario.duration / 3600
     for r in results:
@@ -163,6 +178,7 @@ def plot_waits(path: Path, scenario: Scenario, results: Sequence[RunResult]) -> 
     waiting after x seconds, on a log scale so the tail shows.  Failed spawns never start: they
     stay in the curve to its right end, past the start timeout."""
     timeout = scenario.spawner.start_timeout
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     by_policy: dict[str, tuple[list[float], int]] = {}
     for r in results:

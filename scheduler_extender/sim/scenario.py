@@ -311,7 +311,8 @@ class Scheduler(_Model):
 class Scenario(_Model):
     name: str
     description: str = ""
-    duration: Duration = Field(86400.0, gt=0)
+    # A year at most: longer runs are not what a capacity question needs, and would run for hours.
+    duration: Duration = Field(86400.0, gt=0, le=366 * 86400)
     pool: Pool = Pool()
     users: Users = Users()
     culler: Culler = Culler()
