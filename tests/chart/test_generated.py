@@ -138,8 +138,13 @@ def test_readme_kubectl_commands_match_the_plain_manifests() -> None:
     docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
     assert set_image[:4] == ["kubectl", "--namespace", chart_render.PLAIN_NAMESPACE, "set"]
     kind, name = set_image[5].split("/")
-    container, image = set_image[6].split("=")
+    images = dict(pair.split("=") for pair in set_image[6:])
     (deployment,) = [d for d in docs if d["kind"].lower() == kind and d["metadata"]["name"] == name]
-    names = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
-    assert container in names
-    assert image.endswith(":0.1.0")
+    current = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+    # Both containers are set: our image, and kube-scheduler at the cluster's version (the
+    # manifests carry the oldest supported one).
+    assert set(images) == set(current) == {"extender", "kube-scheduler"}
+    assert images["extender"].endswith(":0.1.0")
+    repo, tag = images["kube-scheduler"].rsplit(":", 1)
+    assert current["kube-scheduler"] == f"{repo}:{chart_render.PLAIN_KUBE_VERSION}"
+    assert re.fullmatch(r"v1\.[0-9]+\.[0-9]+", tag)

@@ -8,6 +8,7 @@ extender's environment against the real ``Settings`` class it configures.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -324,11 +325,72 @@ def test_containers_run_registered_commands() -> None:
                     assert c["args"][0] in cli.COMMANDS, c["args"]
 
 
+def kube_scheduler_image(docs: list[tuple[str, Obj]]) -> str:
+    deployment = one(docs, "Deployment", SCHEDULER)
+    (ks,) = [c for c in deployment["spec"]["template"]["spec"]["containers"]
+             if c["name"] == "kube-scheduler"]  # fmt: skip
+    image: str = ks["image"]
+    return image
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "tag"),
+    [
+        pytest.param("v1.30.14", "v1.30.14", id="upstream"),
+        pytest.param("v1.31.4-eks-2d5f260", "v1.31.4", id="eks"),
+        pytest.param("v1.30.5-gke.1014001", "v1.30.5", id="gke"),
+        pytest.param("v1.33.2+k3s1", "v1.33.2", id="k3s"),
+        pytest.param("v1.32.9-rc.0", "v1.32.9", id="pre-release"),
+        pytest.param("1.34.1", "v1.34.1", id="no-v"),
+        pytest.param("1.35", "v1.35.0", id="no-patch"),
+        pytest.param("v1.36.3", "v1.36.3", id="newest-supported"),
+    ],
+)
+def test_kube_scheduler_matches_the_cluster(kube_version: str, tag: str) -> None:
+    """An empty tag runs the API server's own release: never newer than it (version skew
+    policy), and a tag that exists upstream (vendor suffixes dropped)."""
+    docs = render_values({}, kube_version=kube_version)
+    assert kube_scheduler_image(docs) == f"registry.k8s.io/kube-scheduler:{tag}"
+
+
+def test_an_explicit_tag_wins() -> None:
+    values = {"scheduling": {"userScheduler": {"image": {"name": "mirror.example/ks",
+                                                         "tag": "v1.33.7"}}}}  # fmt: skip
+    docs = render_values(values, kube_version="v1.35.2")
+    assert kube_scheduler_image(docs) == "mirror.example/ks:v1.33.7"
+
+
+def test_the_plain_manifests_run_the_oldest_supported_scheduler() -> None:
+    """The committed plain manifests are rendered for PLAIN_KUBE_VERSION, which Chart.yaml's
+    kubeVersion accepts and whose minor is the chart's oldest."""
+    from manifests import render as chart_render
+
+    docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment" and "user-scheduler"
+                     in d["metadata"]["name"]]  # fmt: skip
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert f"registry.k8s.io/kube-scheduler:{chart_render.PLAIN_KUBE_VERSION}" in images
+    chart = yaml.safe_load((chart_render.CHART / "Chart.yaml").read_text())
+    oldest = chart["kubeVersion"].removeprefix(">=").split("-")[0].rsplit(".", 1)[0]
+    assert chart_render.PLAIN_KUBE_VERSION.startswith(f"v{oldest}.")
+
+
+def test_kube_version_option_renders_like_the_public_api() -> None:
+    """render(kube_version=...) goes through the SDK's native call; with Helm's own default
+    version it gives exactly what the public Chart.render gives."""
+    from manifests import render as chart_render
+
+    default = chart_render.render({})
+    notes = default["scheduler-extender/templates/NOTES.txt"]
+    (helm_default,) = re.findall(r"matches this cluster's Kubernetes (\S+)", notes)
+    assert chart_render.render({}, kube_version=helm_default) == default
+
+
 def test_kube_scheduler_command() -> None:
     deployment = one(rendered("defaults"), "Deployment", SCHEDULER)
     spec = deployment["spec"]["template"]["spec"]
     ks = spec["containers"][0]
-    assert ks["image"] == "registry.k8s.io/kube-scheduler:v1.36.5"
+    assert ks["image"].startswith("registry.k8s.io/kube-scheduler:v1.")
     assert "--config=/etc/user-scheduler/config.yaml" in ks["command"]
     assert deployment["spec"]["replicas"] == 2
     config_volume = next(v for v in spec["volumes"] if v["name"] == "config")

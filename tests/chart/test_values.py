@@ -122,8 +122,10 @@ def test_z2jh_sections_are_accepted_as_is() -> None:
     assert chart_render.render(z2jh, release=RELEASE, namespace=NAMESPACE)
 
 
-def notes(values: dict[str, Any]) -> str:
-    out = chart_render.render(values, release=RELEASE, namespace=NAMESPACE)
+def notes(values: dict[str, Any], kube_version: str | None = None) -> str:
+    out = chart_render.render(
+        values, release=RELEASE, namespace=NAMESPACE, kube_version=kube_version
+    )
     return next(text for path, text in out.items() if path.endswith("NOTES.txt"))
 
 
@@ -136,9 +138,35 @@ def test_notes_give_the_check_commands() -> None:
     assert "WARNING" not in text  # the pinned scheduler is not newer than the render's cluster
 
 
-def test_notes_warn_about_a_scheduler_newer_than_the_cluster() -> None:
-    text = notes({"scheduling": {"userScheduler": {"image": {"tag": "v1.99.0"}}}})
-    assert "WARNING: kube-scheduler v1.99.0 is newer than this cluster" in text
+def pinned(tag: str) -> dict[str, Any]:
+    return {"scheduling": {"userScheduler": {"image": {"tag": tag}}}}
+
+
+@pytest.mark.parametrize(
+    ("values", "kube_version", "expected", "absent"),
+    [
+        pytest.param({}, "v1.31.4-eks-2d5f260",
+                     "kube-scheduler v1.31.4 matches this cluster's Kubernetes "
+                     "v1.31.4-eks-2d5f260", "WARNING", id="derived"),
+        pytest.param(pinned("v1.99.0"), None,
+                     "WARNING: kube-scheduler v1.99.0 is newer than this cluster", "matches",
+                     id="pinned-newer"),
+        pytest.param(pinned("v1.34.2"), "v1.33.5",
+                     "Set scheduling.userScheduler.image.tag to v1.33.5", "NOTE: kube",
+                     id="pinned-one-minor-newer"),
+        pytest.param(pinned("v1.30.14"), "v1.35.1",
+                     "NOTE: kube-scheduler v1.30.14 is 5 minor versions older", "WARNING",
+                     id="pinned-far-older"),
+        pytest.param(pinned("v1.34.2"), "v1.35.1", "", "kube-scheduler v1.34",
+                     id="pinned-one-older-is-fine"),
+    ],
+)  # fmt: skip
+def test_notes_explain_the_kube_scheduler_version(
+    values: dict[str, Any], kube_version: str | None, expected: str, absent: str
+) -> None:
+    text = notes(values, kube_version)
+    assert expected in text
+    assert absent not in text
 
 
 def test_notes_point_out_the_local_image_name() -> None:

@@ -67,6 +67,35 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- .image.name }}:{{ .image.tag | default .root.Chart.AppVersion }}
 {{- end }}
 
+{{- /* The cluster's Kubernetes version as an upstream release tag, v<major>.<minor>.<patch>:
+      .Capabilities.KubeVersion.Version without a vendor suffix (v1.31.4-eks-2d5f260 ->
+      v1.31.4, v1.30.5-gke.1014001 -> v1.30.5, v1.33.2+k3s1 -> v1.33.2). Helm reads it from
+      the API server on install and upgrade; `helm template` uses --kube-version, or Helm's
+      built-in default without it. .Capabilities.KubeVersion.Minor is not used: managed
+      clusters report it with a "+" ("31+"). A version without a patch gives x.y.0. */}}
+{{- define "se.kubeVersionTag" -}}
+{{- $version := .Capabilities.KubeVersion.Version | toString }}
+{{- $minor := regexFind "^v?[0-9]+\\.[0-9]+" $version }}
+{{- if not $minor }}
+{{- fail (printf "cannot derive a kube-scheduler tag from the Kubernetes version %q: set scheduling.userScheduler.image.tag" $version) }}
+{{- end }}
+{{- /* `helm template --kube-version 1.32` gives no patch: x.y.0 is always released. */}}
+{{- $patch := regexFind "^\\.[0-9]+" (trimPrefix $minor $version) | default ".0" }}
+{{- printf "v%s%s" (trimPrefix "v" $minor) $patch }}
+{{- end }}
+
+{{- /* kube-scheduler's tag: scheduling.userScheduler.image.tag, or when empty the cluster's
+      own version, so the scheduler is never newer than the API server (version skew policy:
+      https://kubernetes.io/releases/version-skew-policy/#kube-controller-manager-kube-scheduler-and-cloud-controller-manager). */}}
+{{- define "se.userScheduler.imageTag" -}}
+{{- .Values.scheduling.userScheduler.image.tag | default (include "se.kubeVersionTag" .) }}
+{{- end }}
+
+{{- /* "<major>.<minor>" of a version or tag such as v1.31.4, or "" when it has none. */}}
+{{- define "se.minorOf" -}}
+{{- regexFind "[0-9]+\\.[0-9]+" (toString .) }}
+{{- end }}
+
 {{- define "se.imagePullPolicy" -}}
 {{- with .pullPolicy }}imagePullPolicy: {{ . }}{{ end }}
 {{- end }}
