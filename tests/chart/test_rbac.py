@@ -1,19 +1,23 @@
 """RBAC is minimal: the rendered rules are exactly these, nothing more.
 
-Adding a permission means adding it here too, on purpose. kube-scheduler itself is bound to the
-cluster's built-in system:kube-scheduler and system:volume-scheduler roles (kept in step with
-each Kubernetes version by the API server); the chart only adds what those lack.
+Adding a permission means adding it here too, on purpose. The user-scheduler (kube-scheduler and
+the extender, one ServiceAccount) gets the chart's own ClusterRole, checked below against
+upstream's system:kube-scheduler and system:volume-scheduler: exactly those rules, minus the
+ones it must not have (any cluster-wide Lease or Endpoints rule; the control plane scheduler's
+Lease is named kube-scheduler in kube-system) and two legacy ones.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.chart.conftest import VALUES_SETS, Obj, objects, one, rendered
+from tests.chart.conftest import VALUES_SETS, Obj, objects, one, render_values, rendered
 
 PREFIX = "hub-sched-scheduler-extender"
 
 Rule = tuple[str, str, str, str]  # (apiGroup, resource, verb, resourceName or "")
+
+READ = ("get", "list", "watch")
 
 
 def flatten(rules: list[Obj]) -> set[Rule]:
@@ -28,8 +32,85 @@ def flatten(rules: list[Obj]) -> set[Rule]:
     return out
 
 
+def rules(
+    group: str, resources: tuple[str, ...], verbs: tuple[str, ...], name: str = ""
+) -> set[Rule]:
+    return {(group, r, v, name) for r in resources for v in verbs}
+
+
+#: system:kube-scheduler as the API server of v1.36 bootstraps it with default feature gates
+#: (DynamicResourceAllocation GA; DRAExtendedResource and
+#: DRAResourceClaimGranularStatusAuthorization beta, on; DRADeviceTaintRules and GenericWorkload
+#: off), transcribed from kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go
+#: (kubeSchedulerRules) and the gates' versioned defaults in pkg/features. v1.30-v1.35 grant a
+#: subset (no volumeattachments before v1.32, no resource.k8s.io before v1.34).
+UPSTREAM_KUBE_SCHEDULER: set[Rule] = {
+    *rules("", ("events",), ("create", "patch", "update")),
+    *rules("events.k8s.io", ("events",), ("create", "patch", "update")),
+    ("coordination.k8s.io", "leases", "create", ""),
+    *rules("coordination.k8s.io", ("leases",), ("get", "update", "list", "watch"),
+           "kube-scheduler"),
+    *rules("coordination.k8s.io", ("leasecandidates",),
+           ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")),
+    *rules("", ("nodes",), READ),
+    *rules("", ("pods",), (*READ, "delete")),
+    *rules("", ("pods/binding", "bindings"), ("create",)),
+    *rules("", ("pods/status",), ("patch", "update")),
+    *rules("", ("services", "replicationcontrollers"), READ),
+    *rules("apps", ("replicasets",), READ),
+    *rules("extensions", ("replicasets",), READ),
+    *rules("apps", ("statefulsets",), READ),
+    *rules("policy", ("poddisruptionbudgets",), READ),
+    *rules("", ("persistentvolumeclaims", "persistentvolumes"), READ),
+    ("authentication.k8s.io", "tokenreviews", "create", ""),
+    ("authorization.k8s.io", "subjectaccessreviews", "create", ""),
+    *rules("storage.k8s.io", ("csinodes", "csidrivers", "csistoragecapacities"), READ),
+    *rules("storage.k8s.io", ("volumeattachments",), READ),
+    *rules("", ("namespaces",), READ),
+    *rules("resource.k8s.io", ("deviceclasses", "resourceslices"), READ),
+    *rules("resource.k8s.io", ("resourceclaims", "resourceclaims/status"),
+           (*READ, "update", "patch")),
+    *rules("resource.k8s.io", ("resourceclaims",), ("create", "delete")),
+    *rules("resource.k8s.io", ("resourceclaims/binding",), ("update", "patch")),
+    ("", "pods/finalizers", "update", ""),
+}  # fmt: skip
+
+#: system:volume-scheduler (unchanged from v1.30 to v1.36), same source.
+UPSTREAM_VOLUME_SCHEDULER: set[Rule] = {
+    *rules("", ("persistentvolumes", "persistentvolumeclaims"), (*READ, "update", "patch")),
+    *rules("storage.k8s.io", ("storageclasses",), READ),
+}
+
+#: Upstream rules the user-scheduler's ClusterRole leaves out, and why.
+LEFT_OUT: dict[str, set[Rule]] = {
+    # The control plane scheduler's Lease (kube-system/kube-scheduler): never ours to touch.
+    "named kube-scheduler lease": rules(
+        "coordination.k8s.io", ("leases",), ("get", "update", "list", "watch"), "kube-scheduler"
+    ),
+    # Lease creation moves to the release namespace (Role below), not cluster-wide.
+    "cluster-wide lease create": {("coordination.k8s.io", "leases", "create", "")},
+    # Coordinated leader election is for control plane components and off by default.
+    "lease candidates": rules(
+        "coordination.k8s.io",
+        ("leasecandidates",),
+        ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"),
+    ),
+    # kube-scheduler binds through pods/binding; the top-level bindings resource is legacy.
+    "legacy bindings": {("", "bindings", "create", "")},
+    # extensions/v1beta1 ReplicaSets are no longer served (removed in v1.16).
+    "extensions group": rules("extensions", ("replicasets",), READ),
+    # list/watch of a status subresource authorize nothing kube-scheduler does.
+    "status list/watch": rules("resource.k8s.io", ("resourceclaims/status",), ("list", "watch")),
+}
+
+USER_SCHEDULER_CLUSTER_ROLE = (UPSTREAM_KUBE_SCHEDULER | UPSTREAM_VOLUME_SCHEDULER) - set().union(
+    *LEFT_OUT.values()
+)
+
 EXPECTED_ROLES: dict[str, set[Rule]] = {
+    f"ClusterRole/{PREFIX}-user-scheduler": USER_SCHEDULER_CLUSTER_ROLE,
     f"Role/{PREFIX}-user-scheduler-lease": {
+        ("coordination.k8s.io", "leases", "create", ""),
         ("coordination.k8s.io", "leases", "get", f"{PREFIX}-user-scheduler"),
         ("coordination.k8s.io", "leases", "update", f"{PREFIX}-user-scheduler"),
     },
@@ -50,12 +131,18 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
     },
 }
 
+#: What the extender sidecar calls (scheduler_extender/kube.py): the list+watch cache of nodes
+#: and pods, the read of a pod the watch has not delivered, and the Binding (bind verb).
+EXTENDER_NEEDS: set[Rule] = {
+    *rules("", ("nodes", "pods"), ("list", "watch")),
+    ("", "pods", "get", ""),
+    ("", "pods/binding", "create", ""),
+}
+
 EXPECTED_BINDINGS: dict[str, tuple[str, str, str]] = {
     # binding -> (role kind, role name, service account)
-    f"ClusterRoleBinding/{PREFIX}-user-scheduler-kube-scheduler": (
-        "ClusterRole", "system:kube-scheduler", f"{PREFIX}-user-scheduler"),
-    f"ClusterRoleBinding/{PREFIX}-user-scheduler-volume-scheduler": (
-        "ClusterRole", "system:volume-scheduler", f"{PREFIX}-user-scheduler"),
+    f"ClusterRoleBinding/{PREFIX}-user-scheduler": (
+        "ClusterRole", f"{PREFIX}-user-scheduler", f"{PREFIX}-user-scheduler"),
     f"RoleBinding/{PREFIX}-user-scheduler-lease": (
         "Role", f"{PREFIX}-user-scheduler-lease", f"{PREFIX}-user-scheduler"),
     f"RoleBinding/{PREFIX}-placeholders": (
@@ -100,11 +187,55 @@ def test_no_wildcards_no_secrets_no_escalation(values_set: str) -> None:
 
 
 def test_lease_role_names_the_scheduler_lease() -> None:
-    """kube-scheduler's built-in role only covers the lease named kube-scheduler."""
+    """The Role's named Lease is the one the KubeSchedulerConfiguration elects on."""
+    import yaml
+
     docs = rendered("defaults")
     role = one(docs, "Role", f"{PREFIX}-user-scheduler-lease")
-    cm = one(docs, "ConfigMap", f"{PREFIX}-user-scheduler")
-    assert f"resourceName: {role['rules'][0]['resourceNames'][0]}" in cm["data"]["config.yaml"]
+    config = yaml.safe_load(
+        one(docs, "ConfigMap", f"{PREFIX}-user-scheduler")["data"]["config.yaml"]
+    )
+    named = {n for r in role["rules"] for n in r.get("resourceNames") or []}
+    assert named == {config["leaderElection"]["resourceName"]}
+    assert role["metadata"]["namespace"] == config["leaderElection"]["resourceNamespace"]
+
+
+@pytest.mark.parametrize("values_set", list(VALUES_SETS))
+def test_no_cluster_wide_lease_or_endpoints_rule(values_set: str) -> None:
+    """Nothing cluster-wide on Leases or Endpoints (the control plane's leader election
+    objects); Roles (this namespace only) name no Lease but this release's own."""
+    docs = rendered(values_set)
+    for cluster_role in objects(docs, "ClusterRole"):
+        resources = {r for _, r, _, _ in flatten(cluster_role["rules"])}
+        assert resources.isdisjoint({"leases", "leasecandidates", "endpoints"}), cluster_role[
+            "metadata"
+        ]["name"]
+    own_leases = {f"{PREFIX}-user-scheduler", f"{PREFIX}-placeholders"}
+    for role in objects(docs, "Role"):
+        for _, resource, verb, name in flatten(role["rules"]):
+            assert resource != "endpoints"
+            if resource == "leases" and verb in ("get", "update") and name:
+                assert name in own_leases
+        assert all(n != "kube-scheduler" for *_, n in flatten(role["rules"]))
+
+
+def test_user_scheduler_rules_are_upstreams_minus_what_it_must_not_have() -> None:
+    """The ClusterRole covers what upstream grants kube-scheduler (so no informer of v1.30 to
+    v1.36 waits forever on a 403), and the left-out rules are really left out."""
+    docs = rendered("defaults")
+    granted = flatten(one(docs, "ClusterRole", f"{PREFIX}-user-scheduler")["rules"])
+    upstream = UPSTREAM_KUBE_SCHEDULER | UPSTREAM_VOLUME_SCHEDULER
+    assert granted <= upstream, "a rule upstream does not grant kube-scheduler"
+    assert upstream - granted == set().union(*LEFT_OUT.values())
+    # The sidecar's own calls are inside it.
+    assert granted >= EXTENDER_NEEDS
+
+
+def test_builtin_scheduler_roles_are_not_bound() -> None:
+    for values_set in VALUES_SETS:
+        for kind in ("ClusterRoleBinding", "RoleBinding"):
+            for binding in objects(rendered(values_set), kind):
+                assert not binding["roleRef"]["name"].startswith("system:"), binding
 
 
 def test_awaiter_rbac_exists_before_the_job_runs() -> None:
@@ -127,8 +258,6 @@ def test_awaiter_rbac_exists_before_the_job_runs() -> None:
 
 
 def test_rbac_off_renders_no_rbac() -> None:
-    from tests.chart.conftest import render_values
-
     docs = render_values(
         {
             "rbac": {"create": False},
