@@ -83,6 +83,12 @@ class CacheMetrics:
             ["kind", "reason"],
             registry=registry,
         )
+        self.conversion_errors = Counter(
+            "scheduler_extender_cache_conversion_errors",
+            "Listed or watched objects skipped because they could not be converted, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.expired = Counter(
             "scheduler_extender_cache_assumptions_expired",
             "Assumed pods dropped because the watch did not confirm them in time.",
@@ -159,6 +165,7 @@ class LiveState:
                 stop=self._stop,
                 on_relist=self._count_relist,
                 on_restart=self._count_restart,
+                on_skip=self._count_skip,
             )
             for kind in KINDS
         }
@@ -275,6 +282,10 @@ class LiveState:
     def _count_restart(self, kind: Kind, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.restarts.labels(kind, reason).inc()
+
+    def _count_skip(self, kind: Kind) -> None:
+        if self.metrics is not None:
+            self.metrics.conversion_errors.labels(kind).inc()
 
     def _wait(self) -> float:
         expiry = self._store.next_expiry()

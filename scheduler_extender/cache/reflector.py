@@ -106,6 +106,17 @@ def _uid(obj: Obj) -> str:
     return str(meta.get("uid") or "") if isinstance(meta, dict) else ""
 
 
+def _describe(obj: Any) -> str:
+    """``namespace/name (uid u)`` of an object of any shape, for logs."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return f"without metadata ({type(obj).__name__})"
+    name = str(meta.get("name") or "?")
+    if meta.get("namespace"):
+        name = f"{meta['namespace']}/{name}"
+    return f"{name} (uid {meta.get('uid') or '?'})"
+
+
 def _rv(obj: Obj) -> str:
     meta = obj.get("metadata")
     return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
@@ -127,6 +138,7 @@ class Reflector:
         stop: threading.Event,
         on_relist: Callable[[Kind, str], None] = lambda kind, reason: None,
         on_restart: Callable[[Kind, str], None] = lambda kind, reason: None,
+        on_skip: Callable[[Kind], None] = lambda kind: None,
     ) -> None:
         self.kind = kind
         self.kube = kube
@@ -140,18 +152,30 @@ class Reflector:
         self.backoff = Backoff(options.backoff_initial_seconds, options.backoff_max_seconds, rng)
         self._on_relist = on_relist
         self._on_restart = on_restart
+        self._on_skip = on_skip
         self._stream: WatchStream | None = None
 
     # --- conversion ---
 
     def _convert(self, obj: Obj) -> Node | Pod | None:
+        """The core value for ``obj``, or None when it cannot be converted.
+
+        Any exception counts, not only ``ConversionError``: one object the converter chokes on
+        (a quantity of "Infinity", a container that is not an object) must cost that object,
+        never the whole list, or the reflector would relist forever and the cache never sync.
+        """
         try:
             if self.kind == "nodes":
                 return node_from_json(obj)
             return pod_from_json(obj, self.rule)
-        except ConversionError as exc:
+        except Exception as exc:
             self.status.conversion_errors += 1
-            log.warning("skipping %s object that cannot be converted: %s", self.kind, exc)
+            self._on_skip(self.kind)
+            problem = str(exc)
+            if not isinstance(exc, ConversionError):
+                problem = f"{type(exc).__name__}: {exc}"
+            what = f"{self.kind[:-1]} {_describe(obj)}"
+            log.warning("skipping %s that cannot be converted: %s", what, problem)
             return None
 
     def _change(self, event_type: str, obj: Obj) -> Change | None:
@@ -194,7 +218,7 @@ class Reflector:
                 if more:
                     pending = pool.submit(self._fetch, page.continue_token)
                 for item in page.items:
-                    if self.kind == "pods" and is_terminal(item):
+                    if self.kind == "pods" and isinstance(item, dict) and is_terminal(item):
                         continue
                     value = self._convert(item)
                     if value is not None:
