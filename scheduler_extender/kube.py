@@ -2,7 +2,9 @@
 
 Everything that talks to kube-apiserver goes through ``KubeClient``, so it is the single seam for
 tests (they run the real client against ``tests/fakeapi``, or replace this class).  It does no
-caching, retrying or threading of its own: the reflector decides when to list, watch and back off.
+caching, retrying or threading of its own, and switches off urllib3's retries (``connect``): the
+reflector decides when to list, watch and back off, and each call makes one attempt within its
+timeout.
 
 Responses are read raw (``_preload_content=False``) and parsed with orjson instead of the client's
 model deserialization: the cache needs plain JSON for ``convert`` anyway, and building
@@ -408,7 +410,7 @@ def connect(
     try:
         if kubeconfig is None and context is None and in_cluster(environ):
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            return KubeClient(client.ApiClient(configuration), "in-cluster service account")
+            return _client(configuration, "in-cluster service account")
         path = kubeconfig_path(kubeconfig, environ)
         if path is None:
             if context is not None:
@@ -423,4 +425,17 @@ def connect(
     except (config.ConfigException, OSError, ValueError) as exc:
         raise KubeConfigError(f"cannot load cluster config: {exc}") from exc
     where = f"kubeconfig {path}" + (f" context {context}" if context else "")
-    return KubeClient(client.ApiClient(configuration), where)
+    return _client(configuration, where)
+
+
+def _client(configuration: Any, source: str) -> KubeClient:
+    """The ``KubeClient`` over ``configuration``, with urllib3's own retries switched off.
+
+    urllib3 retries a request whose response does not start within the read timeout up to three
+    more times by default, so one call against a hung API server would block for four read
+    timeouts.  Every caller here has its own retry policy (the reflector's backoff, bind's single
+    deadline, the controller's reconcile loop), so each call makes exactly one attempt and
+    fails within its own timeout.
+    """
+    configuration.retries = False
+    return KubeClient(client.ApiClient(configuration), source)

@@ -79,7 +79,7 @@ class CacheMetrics:
         )
         self.restarts = Counter(
             "scheduler_extender_cache_watch_restarts",
-            "Watches started again, by kind and reason (closed by the server, idle, error).",
+            "Watches started again, by kind and reason (closed by the server, idle, short, error).",
             ["kind", "reason"],
             registry=registry,
         )
@@ -225,11 +225,11 @@ class LiveState:
             return Readiness(False, reason)
         now = self.clock()
         for kind, reflector in self.reflectors.items():
-            since = reflector.status.broken_since
-            if since is not None and now - since > self.options.staleness_seconds:
+            stale = reflector.status.stale_for(now)
+            if stale is not None and stale > self.options.staleness_seconds:
                 return Readiness(
                     False,
-                    f"{kind} watch broken for {now - since:.0f}s (staleness_seconds="
+                    f"{kind} watch broken, no sign of life for {stale:.0f}s (staleness_seconds="
                     f"{self.options.staleness_seconds:g}): {reflector.status.last_error}",
                 )
         return Readiness(True)

@@ -13,7 +13,9 @@ kube-scheduler never waits on it.  The protocol follows client-go's reflector
 4. on ``410 Expired`` (compacted history) or "Too large resource version" (a restored etcd)
    **relist**;
 5. on any other failure back off exponentially with jitter (client-go: 800 ms doubling to 30 s)
-   and retry, marking the kind *broken* until a list or watch connects again.
+   and retry, marking the kind *broken* from its last sign of life until it shows one again
+   (see ``KindStatus``).  A watch that ends at once with nothing delivered is such a failure,
+   and so is an open watch that stays silent past the read timeout (a hung server).
 
 Conversion to core values happens here, in the reflector's thread, so the single thread that
 applies changes only does dictionary work.  Objects that fail conversion are logged, counted and
@@ -56,30 +58,79 @@ class Change:
     apply: Callable[[Store], None]
 
 
+#: A watch that ends sooner than this without delivering a single event or bookmark is a
+#: failure, not a restart: it is retried with backoff, so a proxy or server that closes every watch
+#: at once cannot drive a hot loop of requests.  client-go does the same ("very short watch: ...
+#: watch lasted less than a second and no items received";
+#: ref: staging/src/k8s.io/client-go/tools/cache/reflector.go).
+MIN_WATCH_SECONDS = 1.0
+
+
+class WatchSilentError(Exception):
+    """An open watch delivered nothing for ``watch_read_timeout_seconds`` (no event, no
+    bookmark, no end): the API server or something on the way may be hung."""
+
+
 @dataclass(slots=True)
 class KindStatus:
-    """What one reflector reports about itself; written by its thread, read by anyone."""
+    """What one reflector reports about itself; written by its thread, read by anyone.
+
+    Health is judged from *signs of life*: a completed list, an event or bookmark, a watch that
+    the server ended normally, and a watch that has stayed open for ``MIN_WATCH_SECONDS``.  When
+    something fails (an error, a watch silent past the read timeout, a very short watch) the kind
+    is broken *since its last sign of life*, not since the failure was noticed: a hung API server
+    is only noticed at the read timeout, but the cache stopped moving before that.
+    """
 
     kind: Kind
     synced: bool = False
     connected: bool = False
     broken_since: float | None = None
     last_error: str = ""
+    #: Last event or bookmark (for the metric).
     last_event: float | None = None
+    #: Last sign of life of any kind.
+    last_alive: float | None = None
+    #: When the watch that is open now got its response; None while none is open.
+    watch_opened: float | None = None
     resource_version: str = ""
     relists: dict[str, int] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     conversion_errors: int = 0
 
-    def broken(self, now: float, error: str) -> None:
+    def alive(self, now: float) -> None:
+        """A sign of life at ``now``: whatever was broken works again."""
+        if self.last_alive is None or now > self.last_alive:
+            self.last_alive = now
+        self.broken_since = None
+
+    def opened(self, now: float) -> None:
+        self.connected = True
+        self.watch_opened = now
+
+    def closed(self) -> None:
         self.connected = False
+        self.watch_opened = None
+
+    def broken(self, now: float, error: str) -> None:
+        """Something failed: broken since the last sign of life (``now`` if there was none)."""
+        self.closed()
         self.last_error = error
         if self.broken_since is None:
-            self.broken_since = now
+            self.broken_since = self.last_alive if self.last_alive is not None else now
 
-    def healthy(self) -> None:
-        self.connected = True
-        self.broken_since = None
+    def stale_for(self, now: float) -> float | None:
+        """Seconds since the last sign of life while broken; None when working.
+
+        A broken kind whose new watch has stayed open for ``MIN_WATCH_SECONDS`` has reconnected
+        fine, even before the watch delivers anything (a quiet cluster)."""
+        since = self.broken_since
+        if since is None:
+            return None
+        opened = self.watch_opened
+        if opened is not None and now - opened >= MIN_WATCH_SECONDS:
+            return None
+        return now - since
 
 
 class Backoff:
@@ -234,7 +285,7 @@ class Reflector:
         self.status.relists[reason] = self.status.relists.get(reason, 0) + 1
         self._on_relist(self.kind, reason)
         self.status.synced = True
-        self.status.healthy()
+        self.status.alive(self.clock())
         self.status.resource_version = page.resource_version
         self.backoff.reset()
         log.info(
@@ -248,25 +299,37 @@ class Reflector:
 
     # --- watch ---
 
-    def _watch(self, rv: str) -> str:
-        """Watch from ``rv`` until the stream ends.  Returns the resourceVersion to resume from,
-        or "" when the history is gone and a relist is needed (``self.relist_reason`` says why)."""
-        timeout = int(self.options.watch_timeout_seconds * (1 + self.rng.random()))
+    def _watch(self, rv: str) -> tuple[str, bool]:
+        """Watch from ``rv`` until the stream ends.
+
+        Returns the resourceVersion to resume from ("" when the history is gone and a relist is
+        needed; ``self.relist_reason`` says why) and whether the watch was *very short* (ended
+        before ``MIN_WATCH_SECONDS`` without delivering anything).  Raises ``WatchSilentError``
+        when the open stream stays silent past the read timeout, and whatever the client raises
+        when the watch cannot be opened or breaks.
+        """
+        timeout = max(1, int(self.options.watch_timeout_seconds * (1 + self.rng.random())))
         stream = self.kube.watch(
             self.kind,
             resource_version=rv,
-            timeout_seconds=max(1, timeout),
+            timeout_seconds=timeout,
             read_timeout=self.options.watch_read_timeout_seconds,
         )
         self._stream = stream
         if self.stop.is_set():
             stream.close()
-            return rv
-        self.status.healthy()
+            return rv, False
+        opened = self.clock()
+        self.status.opened(opened)
+        # A server asked for a very short timeout may legitimately end the watch that soon.
+        shortest = min(MIN_WATCH_SECONDS, timeout / 2)
+        delivered = 0
         try:
             for event in stream:
+                delivered += 1
                 now = self.clock()
                 self.status.last_event = now
+                self.status.alive(now)
                 if event.type == "BOOKMARK":
                     rv = _rv(event.object) or rv
                     self.status.resource_version = rv
@@ -276,10 +339,10 @@ class Reflector:
                     error = ApiError.from_status(event.object)
                     if error.expired:
                         self.relist_reason = "expired"
-                        return ""
+                        return "", False
                     if error.too_large_resource_version:
                         self.relist_reason = "too_large_resource_version"
-                        return ""
+                        return "", False
                     raise error
                 if event.type not in ("ADDED", "MODIFIED", "DELETED"):
                     log.warning("ignoring %s watch event of unknown type %r", self.kind, event.type)
@@ -290,10 +353,24 @@ class Reflector:
                 rv = _rv(event.object) or rv
                 self.status.resource_version = rv
                 self.backoff.reset()
+        except ReadTimeoutError:
+            raise WatchSilentError(
+                f"watch silent for {self.options.watch_read_timeout_seconds:g}s "
+                "(no event, bookmark or end)"
+            ) from None
         finally:
             self._stream = None
             stream.close()
-        return rv
+            lasted = self.clock() - opened
+            self.status.closed()
+            if delivered == 0 and lasted >= shortest:
+                # Open and answering that long, however it ended, is a sign of life.
+                self.status.alive(opened + shortest)
+        if delivered == 0 and lasted < shortest:
+            return rv, True
+        # The server ended the watch (its timeoutSeconds): it is alive and we are current.
+        self.status.alive(self.clock())
+        return rv, False
 
     # --- the loop ---
 
@@ -307,20 +384,32 @@ class Reflector:
                 if not rv:
                     rv = self._list(self.relist_reason)
                     continue
-                resumed = self._watch(rv)
+                resumed, short = self._watch(rv)
                 if not resumed:
                     rv = ""
                     continue
                 rv = resumed
-                if not self.stop.is_set():
+                if self.stop.is_set():
+                    break
+                if short:
+                    self._failed(
+                        f"very short watch: closed after under {MIN_WATCH_SECONDS:g}s with "
+                        "nothing delivered",
+                        reason="short",
+                    )
+                else:
                     self._restarted("closed")
+            except WatchSilentError as exc:
+                # Maybe a quiet cluster on a server that sends no bookmarks, maybe a hung server:
+                # broken since the last sign of life until a new watch proves otherwise.  No
+                # backoff: the silence itself was the wait, and a hung server makes the next
+                # request wait for its read timeout again.
+                self.status.broken(self.clock(), str(exc))
+                self._restarted("idle")
             except ApiError as exc:
                 if exc.expired and not rv:
                     self.relist_reason = "expired"
                 self._failed(str(exc))
-            except ReadTimeoutError:
-                # A silent connection: reconnect at once; if the server is gone, that fails.
-                self._restarted("idle")
             except Exception as exc:
                 if self.stop.is_set():
                     break
@@ -334,9 +423,9 @@ class Reflector:
         self.status.restarts[reason] = self.status.restarts.get(reason, 0) + 1
         self._on_restart(self.kind, reason)
 
-    def _failed(self, error: str) -> None:
+    def _failed(self, error: str, reason: str = "error") -> None:
         self.status.broken(self.clock(), error)
-        self._restarted("error")
+        self._restarted(reason)
         delay = self.backoff.next()
         log.warning("%s list/watch failed (%s); retrying in %.2fs", self.kind, error, delay)
         self.stop.wait(delay)

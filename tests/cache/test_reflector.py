@@ -1,16 +1,29 @@
-"""The reflector's own rules: objects that cannot be converted are skipped, not fatal."""
+"""The reflector's own rules: bad objects are skipped, not fatal; very short watches back off.
+
+The end-to-end cases run the real client against the fake API server; the backoff cases drive
+``Reflector.run`` in the test's own thread through a scripted ``KubeClient`` stand-in (the
+project's one mock seam) with an injected clock, so they assert on the backoff decisions
+themselves rather than on wall-clock time.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from scheduler_extender.cache.live import LiveState
+from scheduler_extender.cache.options import CacheOptions
+from scheduler_extender.cache.reflector import MIN_WATCH_SECONDS, Change, Reflector
 from scheduler_extender.cache.store import snapshot_pods
-from scheduler_extender.kube import KubeClient
+from scheduler_extender.convert import DEFAULT_PLACEHOLDER_RULE
+from scheduler_extender.kube import KubeClient, ListPage, WatchEvent
 from tests.cache.conftest import FAST, eventually, truth
 from tests.fakeapi import NODES, PODS, FakeApiServer, node_json, pod_json
 
@@ -81,3 +94,122 @@ def test_objects_that_fail_conversion_are_skipped_and_the_rest_syncs(
     assert "pod jhub/jupyter-infinite" in logged and "Infinity" in logged
     assert "pod jhub/jupyter-bogus" in logged
     assert "node user-node-bogus" in logged
+
+
+# --- very short watches ---------------------------------------------------------------------
+
+
+@dataclass
+class Script:
+    """One scripted watch: how long it stays open (on the fake clock) and what it delivers."""
+
+    seconds: float
+    events: list[WatchEvent] = field(default_factory=list)
+
+
+class ScriptedStream:
+    def __init__(self, clock: FakeClock, script: Script) -> None:
+        self.clock = clock
+        self.script = script
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        yield from self.script.events
+        self.clock.now += self.script.seconds
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedKube:
+    """Lists nothing and opens the scripted watches in turn."""
+
+    def __init__(self, clock: FakeClock, scripts: list[Script]) -> None:
+        self.clock = clock
+        self.scripts = scripts
+        self.watches = 0
+
+    def list(self, kind: str, **_: Any) -> ListPage:
+        return ListPage([], "5", "")
+
+    def watch(self, kind: str, **_: Any) -> ScriptedStream:
+        script = self.scripts[min(self.watches, len(self.scripts) - 1)]
+        self.watches += 1
+        return ScriptedStream(self.clock, script)
+
+
+class RecordingStop(threading.Event):
+    """The reflector's stop event: records each backoff wait instead of sleeping, and stops the
+    reflector once ``watches`` watches have been opened."""
+
+    def __init__(self, kube: ScriptedKube, watches: int) -> None:
+        super().__init__()
+        self.kube = kube
+        self.watches = watches
+        self.waits: list[tuple[int, float]] = []  # (watches opened so far, delay)
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.kube.watches >= self.watches
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append((self.kube.watches, timeout or 0.0))
+        return self.is_set()
+
+
+BOOKMARK = WatchEvent("BOOKMARK", {"kind": "Pod", "metadata": {"resourceVersion": "6"}})
+
+
+def _run(scripts: list[Script], watches: int) -> tuple[Reflector, RecordingStop]:
+    clock = FakeClock()
+    kube = ScriptedKube(clock, scripts)
+    stop = RecordingStop(kube, watches)
+    options = CacheOptions(backoff_initial_seconds=0.8, backoff_max_seconds=30.0)
+    sunk: list[Change] = []
+    reflector = Reflector(
+        "pods",
+        kube,  # type: ignore[arg-type]
+        sunk.append,
+        options,
+        rule=DEFAULT_PLACEHOLDER_RULE,
+        clock=clock,
+        rng=random.Random(7),
+        stop=stop,
+    )
+    reflector.run()
+    return reflector, stop
+
+
+def test_watches_that_close_at_once_back_off_exponentially() -> None:
+    reflector, stop = _run([Script(0.0)], watches=6)
+    # One backoff wait after every watch (the last one ended because the test stopped it).
+    assert [n for n, _ in stop.waits] == [1, 2, 3, 4, 5]
+    delays = [d for _, d in stop.waits]
+    for i, delay in enumerate(delays):
+        cap = min(30.0, 0.8 * 2**i)
+        assert cap / 2 <= delay <= cap, (i, delay)
+    assert reflector.status.restarts == {"short": 5}
+    assert "very short watch" in reflector.status.last_error
+
+
+@pytest.mark.parametrize(
+    ("script", "short"),
+    [
+        pytest.param(Script(0.0), True, id="instant-and-empty"),
+        pytest.param(Script(MIN_WATCH_SECONDS * 0.9), True, id="under-a-second-and-empty"),
+        pytest.param(Script(MIN_WATCH_SECONDS), False, id="a-second-long"),
+        pytest.param(Script(0.0, [BOOKMARK]), False, id="instant-with-a-bookmark"),
+    ],
+)
+def test_only_short_empty_watches_count_as_failures(script: Script, short: bool) -> None:
+    reflector, stop = _run([script], watches=3)
+    if short:
+        assert len(stop.waits) == 2 and reflector.status.restarts == {"short": 2}
+    else:
+        assert stop.waits == [] and reflector.status.restarts == {"closed": 2}
