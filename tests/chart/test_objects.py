@@ -60,9 +60,9 @@ def test_validation_catches_a_broken_object() -> None:
         pytest.param(
             "defaults",
             {
-                "PriorityClass": 2, "ServiceAccount": 2, "ClusterRole": 1,
-                "ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 2, "ConfigMap": 2,
-                "PodDisruptionBudget": 1, "DaemonSet": 2, "Deployment": 1, "Job": 1,
+                "PriorityClass": 3, "ServiceAccount": 3, "ClusterRole": 2,
+                "ClusterRoleBinding": 2, "Role": 3, "RoleBinding": 3, "ConfigMap": 3,
+                "PodDisruptionBudget": 2, "DaemonSet": 2, "Deployment": 2, "Job": 1,
             },
             id="defaults",
         ),
@@ -78,9 +78,9 @@ def test_validation_catches_a_broken_object() -> None:
         pytest.param(
             "plain",
             {
-                "PriorityClass": 2, "ServiceAccount": 1, "ClusterRole": 1,
-                "ClusterRoleBinding": 1, "Role": 1, "RoleBinding": 1, "ConfigMap": 1,
-                "PodDisruptionBudget": 1, "DaemonSet": 1, "Deployment": 1,
+                "PriorityClass": 3, "ServiceAccount": 2, "ClusterRole": 2,
+                "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "ConfigMap": 2,
+                "PodDisruptionBudget": 2, "DaemonSet": 1, "Deployment": 2,
             },
             id="plain-has-no-hooks",
         ),

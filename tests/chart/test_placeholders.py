@@ -15,7 +15,7 @@ from tests.chart.conftest import Obj, one, render_values, rendered
 PREFIX = "hub-sched-scheduler-extender"
 CONFIG_KEYS = {
     "namespace", "leaseName", "schedulerName", "priorityClassName", "image", "resyncSeconds",
-    "pools",
+    "pools", "owner", "users", "timezone", "metricsPort", "measureNodeOverhead",
 }  # fmt: skip
 POOL_KEYS = {"name", "size", "requests", "nodeSelector", "tolerations", "affinity", "count"}
 COUNT_KEYS = {"mode", "static", "min", "max", "safety", "windows"}
@@ -33,9 +33,19 @@ def placeholder_config(docs: list[tuple[str, Obj]]) -> dict[str, Any]:
     return config
 
 
-def test_disabled_by_default() -> None:
-    names = {o["metadata"]["name"] for _, o in rendered("defaults")}
-    assert not any("placeholder" in n for n in names)
+def test_enabled_by_default_with_an_adaptive_pool() -> None:
+    config = placeholder_config(rendered("defaults"))
+    (pool,) = config["pools"]
+    assert pool["name"] == "default" and pool["size"] == "user"
+    assert pool["count"] == {
+        "mode": "adaptive", "static": 0, "min": 0, "max": 20, "safety": 1.5, "windows": [],
+    }  # fmt: skip
+    assert config["owner"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": f"{PREFIX}-placeholders",
+    }  # fmt: skip
+    assert config["users"] == {"namespace": "jhub", "labelSelector": "component=singleuser-server"}
+    assert (config["timezone"], config["metricsPort"]) == ("UTC", 8080)
+    assert config["measureNodeOverhead"] is False, "no node-sized pool"
 
 
 def test_default_pool_from_z2jh_values() -> None:
@@ -78,6 +88,11 @@ def test_default_pool_from_z2jh_values() -> None:
                 },
             }
         ],
+        "owner": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{PREFIX}-placeholders"},
+        "users": {"namespace": "jhub", "labelSelector": "component=singleuser-server"},
+        "timezone": "UTC",
+        "metricsPort": 8080,
+        "measureNodeOverhead": False,
     }  # fmt: skip
 
 
@@ -87,7 +102,7 @@ def test_explicit_pools_fill_in_user_values() -> None:
     assert config["resyncSeconds"] == 30
     default, evening, adaptive = config["pools"]
     for pool in config["pools"]:
-        assert set(pool) == POOL_KEYS
+        assert set(pool) - {"nodeRequests"} == POOL_KEYS
         assert set(pool["count"]) == COUNT_KEYS
         assert pool["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert default["requests"] == {"cpu": 0.05, "memory": "512M"}
@@ -98,7 +113,9 @@ def test_explicit_pools_fill_in_user_values() -> None:
     assert default["nodeSelector"] == {"hub.jupyter.org/node-purpose": "user"}
     assert default["count"]["static"] == 4
     assert evening["size"] == "node"
-    assert evening["requests"] == {"cpu": "7", "memory": "28Gi"}
+    assert evening["requests"] == {"cpu": 0.05, "memory": "512M"}, "one user's guarantee"
+    assert evening["nodeRequests"] == {"cpu": "7", "memory": "28Gi"}
+    assert config["measureNodeOverhead"] is True
     assert evening["nodeSelector"] == {"cloud.google.com/gke-nodepool": "user-large"}
     assert evening["count"]["mode"] == "schedule"
     assert evening["count"]["windows"] == [

@@ -117,6 +117,7 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
     f"Role/{PREFIX}-placeholders": {
         *{("", "pods", v, "") for v in ("get", "list", "watch", "create", "delete", "patch")},
         *{("coordination.k8s.io", "leases", v, "") for v in ("get", "create", "update")},
+        ("apps", "deployments", "get", f"{PREFIX}-placeholders"),
         ("", "events", "create", ""),
         ("events.k8s.io", "events", "create", ""),
     },
@@ -124,6 +125,7 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
         ("", "nodes", "get", ""),
         ("", "nodes", "list", ""),
         ("", "nodes", "watch", ""),
+        ("", "pods", "list", ""),  # everything-on has a node-sized pool
     },
     f"Role/{PREFIX}-hook-image-awaiter": {
         ("apps", "daemonsets", "get", f"{PREFIX}-hook-image-puller"),

@@ -1,7 +1,10 @@
 {{- /*
   The placeholder controller's configuration (the file `scheduler-extender placeholders
   --config` reads). Pools not fully specified take the user pods' scheduling constraints, so a
-  placeholder lands where a user would and a user can take its place.
+  placeholder lands where a user would and a user can take its place. The placeholders are
+  owned by the controller's Deployment: uninstalling or disabling the controller has them
+  garbage-collected. Without explicit pools, the default pool is adaptive unless z2jh's
+  `replicas` is set (then static).
 */}}
 {{- define "se.placeholders.config" -}}
 {{- $up := .Values.scheduling.userPlaceholder }}
@@ -17,8 +20,13 @@
 {{- $userTolerations := concat .Values.scheduling.userPods.tolerations $su.extraTolerations | default list }}
 {{- $pools := $up.pools }}
 {{- if not $pools }}
+{{- if kindIs "invalid" $up.replicas }}
+{{- $pools = list (dict "name" "default" "count" ($up.count | default dict)) }}
+{{- else }}
 {{- $pools = list (dict "name" "default" "count" (dict "mode" "static" "static" ($up.replicas | int))) }}
 {{- end }}
+{{- end }}
+{{- $nodeSized := false }}
 {{- $rendered := list }}
 {{- range $pool := $pools }}
 {{- $count := $pool.count | default dict }}
@@ -36,6 +44,13 @@
         "max" (hasKey $count "max" | ternary $count.max 20)
         "safety" (hasKey $count "safety" | ternary $count.safety 1.5)
         "windows" (hasKey $count "windows" | ternary $count.windows list)) }}
+{{- range $key := list "rateWindowSeconds" "burstWindowSeconds" "burstMinArrivals" "scaleDownDelaySeconds" "nodeReadySeconds" "readySamples" "bootSeconds" "imagePullSeconds" }}
+{{- if hasKey $count $key }}{{ $_ := set $out.count $key (get $count $key) }}{{ end }}
+{{- end }}
+{{- range $key := list "nodeRequests" "nodeFraction" "images" "userLabels" }}
+{{- if hasKey $pool $key }}{{ $_ := set $out $key (get $pool $key) }}{{ end }}
+{{- end }}
+{{- if eq $out.size "node" }}{{ $nodeSized = true }}{{ end }}
 {{- $rendered = append $rendered $out }}
 {{- end }}
 {{- $schedulerName := .Values.scheduling.userScheduler.enabled | ternary .Values.scheduling.userScheduler.schedulerName "default-scheduler" }}
@@ -47,5 +62,10 @@
       "image" (include "se.image" (dict "root" . "image" $up.image))
       "resyncSeconds" ($up.resyncSeconds | int)
       "pools" $rendered
+      "owner" (dict "apiVersion" "apps/v1" "kind" "Deployment" "name" (include "se.placeholders.fullname" .))
+      "users" (dict "namespace" .Release.Namespace "labelSelector" "component=singleuser-server")
+      "timezone" ($up.timezone | default "UTC")
+      "metricsPort" ($up.controller.metricsPort | int)
+      "measureNodeOverhead" $nodeSized
     | toYaml }}
 {{- end }}
