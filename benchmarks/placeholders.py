@@ -86,6 +86,11 @@ STUDIES = (
                 note="a window 00:40-02:00 of 7 node-sized",
             ),
             Variant(
+                "adaptive+window",
+                (*ADAPTIVE, CLASS_WINDOW.replace("count: 7", "count: 300")),
+                note="shipped defaults, the window as a floor (300 user-sized)",
+            ),
+            Variant(
                 "adaptive-node+window",
                 ADAPTIVE + NODE + (CLASS_WINDOW,),
                 note="adaptive, the window as a floor",
@@ -108,6 +113,11 @@ STUDIES = (
             Variant("adaptive", ADAPTIVE, note="shipped defaults: user-sized, max 20"),
             Variant("adaptive-user-nomax", ADAPTIVE + NO_MAX, note="user-sized, no max"),
             Variant("adaptive-node", ADAPTIVE + NODE + NO_MAX, note="node-sized, no max"),
+            Variant(
+                "adaptive-node-nostab",
+                (*ADAPTIVE, *NODE, *NO_MAX, "placeholders.scale_down_delay=0"),
+                note="node-sized, no scale-down stabilization",
+            ),
             Variant(
                 "adaptive-node-safety1",
                 ADAPTIVE + NODE + NO_MAX + ("placeholders.safety=1",),

@@ -304,6 +304,7 @@ class PlaceholderController:
                 stop=self.stop,
                 on_event=self._on_user,
                 watch_timeout=watch_timeout,
+                transform=_user_stub,
             )
         self._threads: list[threading.Thread] = []
 
@@ -720,6 +721,14 @@ class PlaceholderController:
             if informer is not None:
                 informer.join(max(0.0, deadline - time.monotonic()))
         self.elector.release()
+
+
+def _user_stub(obj: Obj) -> Obj:
+    """What the controller keeps of a user pod: its identity, labels and creation time (a
+    hub with thousands of users would otherwise keep every pod's full JSON)."""
+    meta = obj.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion")
+    return {"metadata": {k: meta[k] for k in keep if k in meta}}
 
 
 def _removal_reason(obj: Obj) -> str:

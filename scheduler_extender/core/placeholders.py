@@ -14,8 +14,10 @@ Count modes (per pool):
   ``lead`` = node-ready time (median creation -> Ready over the pool's most recent nodes) + the
   image pull (median Ready -> images present, when learned; else ``image_pull_seconds``) +
   ``boot_seconds``; ``demand`` = arrival rate x ``lead`` x ``safety`` users;
-  ``N = ceil(demand / users per placeholder)`` clamped to ``[min, max]``.  Calendar windows,
-  when given, act as floors (a known class at 17:00 is not something a rate can foresee).
+  ``N = ceil(demand / users per placeholder)`` clamped to ``[min, max]``, and the largest such
+  estimate over the last ``scale_down_delay`` seconds (it rises at once and falls slowly).
+  Calendar windows, when given, act as floors (a known class at 17:00 is not something a rate
+  can foresee).
 - ``schedule``: the largest ``count`` of the windows active now, else ``min``.
 
 Window counts are the operator's explicit intent and are never clamped by ``max``; ``max`` caps

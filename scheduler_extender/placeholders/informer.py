@@ -51,6 +51,7 @@ class Informer:
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.name = name
         self.lister = lister
@@ -59,6 +60,8 @@ class Informer:
         self.on_event = on_event
         self.watch_timeout = watch_timeout
         self.rng = rng or random.Random()
+        #: Applied to every object before it is stored (keep only what the handler reads).
+        self.transform = transform or (lambda obj: obj)
         self.backoff = Backoff(backoff_initial, backoff_max, self.rng)
         self._items: dict[str, Obj] = {}
         self._lock = threading.Lock()
@@ -95,7 +98,7 @@ class Informer:
         rv = ""
         for page in self._pages():
             for obj in page.items:
-                fresh[object_key(obj)] = obj
+                fresh[object_key(obj)] = self.transform(obj)
             rv = page.resource_version
         with self._lock:
             old = self._items
@@ -134,19 +137,20 @@ class Informer:
                     if error.expired or error.too_large_resource_version:
                         return ""
                     raise error
-                key = object_key(event.object)
+                obj = self.transform(event.object)
+                key = object_key(obj)
                 with self._lock:
                     old = self._items.get(key)
                     if event.type == "DELETED":
                         self._items.pop(key, None)
                     elif event.type in ("ADDED", "MODIFIED"):
-                        self._items[key] = event.object
+                        self._items[key] = obj
                     else:
                         continue
                 if event.type == "DELETED":
-                    self.on_event("DELETED", None, old or event.object)
+                    self.on_event("DELETED", None, old or obj)
                 else:
-                    self.on_event(event.type, event.object, old)
+                    self.on_event(event.type, obj, old)
                 rv = str(meta.get("resourceVersion") or rv)
                 self.resource_version = rv
                 self.backoff.reset()
