@@ -77,7 +77,7 @@ EXPERIMENTS = (
         "Bind-assume vs a stale extender cache: the class of 300 on a pool scaled up for it "
         "(8 nodes kept ready), the extender's watch 2 s behind.",
         "classroom-spike",
-        ("z2jh", "extender", "extender-noassume"),
+        ("z2jh", "extender", "extender-bind"),
         seeds=(1, 2, 3, 4, 5),
         overrides=("scheduler.watch_delay=2", "pool.min_nodes=8", "pool.initial_nodes=8"),
     ),
@@ -85,7 +85,7 @@ EXPERIMENTS = (
         "bind-assume-slow-watch",
         "The same with the watch 10 s behind (an API server under load).",
         "classroom-spike",
-        ("z2jh", "extender", "extender-noassume"),
+        ("z2jh", "extender", "extender-bind"),
         seeds=(1, 2, 3, 4, 5),
         overrides=("scheduler.watch_delay=10", "pool.min_nodes=8", "pool.initial_nodes=8"),
     ),

@@ -70,8 +70,9 @@ class ExtenderSpec:
 
     weight: int = EXTENDER_WEIGHT
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    #: bindVerb configured: the extender binds and assumes the pod in its cache at once.
-    bind_assume: bool = True
+    #: bindVerb configured: the extender binds and assumes the pod in its cache at once.  Off in
+    #: the shipped chart (``extender.bind: false``), so off here: ``extender`` is what ships.
+    bind_assume: bool = False
     #: preemptVerb configured.
     preempt: bool = True
 
@@ -130,8 +131,8 @@ POLICIES: dict[str, Profile] = {
     "default": DEFAULT,
     "z2jh": Z2JH,
     "extender": EXTENDER,
-    "extender-noassume": replace(
-        EXTENDER, name="extender-noassume", extender=ExtenderSpec(bind_assume=False)
+    "extender-bind": replace(
+        EXTENDER, name="extender-bind", extender=ExtenderSpec(bind_assume=True)
     ),
     "oracle": ORACLE,
 }
@@ -214,7 +215,7 @@ def parse_policy(text: str) -> Profile:
             if ext_values["weight"] <= 0:
                 raise PolicyError("weight: must be > 0 (kube-scheduler rejects 0)")
         elif key == "assume":
-            ext_values["bind_assume"] = _coerce(value, True, key)
+            ext_values["bind_assume"] = _coerce(value, False, key)
         elif key == "preempt":
             ext_values["preempt"] = _coerce(value, True, key)
         else:

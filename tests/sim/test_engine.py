@@ -34,7 +34,7 @@ def tiny(**changes: Any) -> Scenario:
     return scenario_from_data(data, "tiny")
 
 
-POLICIES = ["default", "z2jh", "extender", "extender-noassume", "oracle"]
+POLICIES = ["default", "z2jh", "extender", "extender-bind", "oracle"]
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=POLICIES)

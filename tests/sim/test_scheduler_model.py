@@ -147,11 +147,14 @@ def test_policies_and_variants() -> None:
     ext = parse_policy("extender")
     assert ext.extender is not None and ext.extender.weight == EXTENDER_WEIGHT
     assert ext.percentage_of_nodes_to_score == 100
-    variant = parse_policy("extender[weight=5,normalization=linear,assume=false,cycle_ms=2]")
-    assert variant.name == "extender[weight=5,normalization=linear,assume=false,cycle_ms=2]"
+    assert not ext.extender.bind_assume  # the shipped chart has no bindVerb
+    bind = parse_policy("extender-bind")
+    assert bind.extender is not None and bind.extender.bind_assume
+    variant = parse_policy("extender[weight=5,normalization=linear,assume=true,cycle_ms=2]")
+    assert variant.name == "extender[weight=5,normalization=linear,assume=true,cycle_ms=2]"
     assert variant.extender is not None and variant.extender.weight == 5
     assert variant.extender.policy.normalization == "linear"
-    assert not variant.extender.bind_assume and variant.cycle_seconds == 0.002
+    assert variant.extender.bind_assume and variant.cycle_seconds == 0.002
     assert parse_policy("z2jh").most_allocated and not parse_policy("default").most_allocated
     with pytest.raises(PolicyError, match="unknown key 'colour'"):
         parse_policy("extender[colour=red]")
