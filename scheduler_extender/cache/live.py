@@ -39,7 +39,6 @@ from scheduler_extender.cache.reflector import Change, Reflector
 from scheduler_extender.cache.store import Store
 from scheduler_extender.convert import (
     DEFAULT_PLACEHOLDER_RULE,
-    ConversionError,
     PlaceholderRule,
     pod_from_json,
 )
@@ -349,14 +348,39 @@ class LiveState:
 
 
 class LiveBinder:
-    """``app.Binder`` over the live state: assume, POST the Binding, forget on failure."""
+    """``app.Binder`` over the live state: assume, POST the Binding, forget on failure.
+
+    The whole bind has one deadline, ``bind_timeout_seconds`` (kept below kube-scheduler's
+    ``httpTimeout`` by the chart): the pod read, the wait for the assumption to be published and
+    the Binding POST share it, each API call gets only the time that is left, and urllib3 makes
+    one attempt per call (``kube.connect``).  A call running in a worker thread cannot be
+    interrupted, but its own timeout ends it about when the deadline passes.
+    """
+
+    #: How long a timed-out bind waits for the applier to drop its assumption before replying.
+    FORGET_WAIT_SECONDS = 0.1
+    #: Each API call may run this much past the deadline, so the deadline (not a call's own
+    #: timeout racing it) decides, and the reply says so.
+    CALL_GRACE_SECONDS = 0.2
 
     def __init__(self, state: LiveState, kube: KubeClient) -> None:
         self.state = state
         self.kube = kube
         self.timeout = state.options.bind_timeout_seconds
 
-    async def _assume(self, args: ExtenderBindingArgs) -> None:
+    def _left(self, deadline: float) -> float:
+        left = deadline - asyncio.get_running_loop().time()
+        return max(0.0, left) + self.CALL_GRACE_SECONDS
+
+    async def _assume(self, args: ExtenderBindingArgs, deadline: float) -> None:
+        """Count the pod on its node before the Binding goes out.  Best effort: if it cannot be
+        done, the bind still proceeds and the watch brings the pod a little later."""
+        try:
+            await self._try_assume(args, deadline)
+        except Exception as exc:
+            log.warning("cannot assume %s/%s: %s", args.PodNamespace, args.PodName, exc)
+
+    async def _try_assume(self, args: ExtenderBindingArgs, deadline: float) -> None:
         why = await asyncio.wrap_future(self.state.assume(args.PodUID, args.Node))
         if why != "unknown pod":
             if why:
@@ -365,18 +389,18 @@ class LiveBinder:
         # The pod watch has not delivered this pod yet: read it, so its requests count now.
         try:
             obj = await asyncio.to_thread(
-                self.kube.get_pod, args.PodNamespace, args.PodName, timeout=self.timeout
+                self.kube.get_pod, args.PodNamespace, args.PodName, timeout=self._left(deadline)
             )
             pod = pod_from_json(obj, self.state.rule)
-        except (ApiError, ConversionError, OSError) as exc:
+        except Exception as exc:  # API error, timeout, a pod that cannot be converted
             log.warning("cannot read %s/%s to assume it: %s", args.PodNamespace, args.PodName, exc)
             return
         if args.PodUID and pod.uid != args.PodUID:
             return  # a different pod of the same name; the binding's UID precondition fails
         await asyncio.wrap_future(self.state.assume(pod.uid, args.Node, pod))
 
-    async def bind(self, args: ExtenderBindingArgs) -> str:
-        await self._assume(args)
+    async def _bind(self, args: ExtenderBindingArgs, deadline: float) -> str:
+        await self._assume(args, deadline)
         try:
             await asyncio.to_thread(
                 self.kube.bind,
@@ -384,13 +408,29 @@ class LiveBinder:
                 args.PodName,
                 args.PodUID,
                 args.Node,
-                timeout=self.timeout,
+                timeout=self._left(deadline),
             )
         except Exception as exc:
             await asyncio.wrap_future(self.state.forget(args.PodUID))
             detail = exc.message if isinstance(exc, ApiError) and exc.message else str(exc)
-            return (
-                f"binding pod {args.PodNamespace}/{args.PodName} to node {args.Node} failed: "
-                f"{detail or type(exc).__name__}"
-            )
+            return f"{_binding(args)} failed: {detail or type(exc).__name__}"
         return ""
+
+    async def bind(self, args: ExtenderBindingArgs) -> str:
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            return await asyncio.wait_for(self._bind(args, deadline), self.timeout)
+        except TimeoutError:
+            # Whether the Binding reached the API server is unknown; if it did, the watch shows
+            # the pod bound and kube-scheduler drops its retry.  Either way nothing stays assumed.
+            forgotten = asyncio.wrap_future(self.state.forget(args.PodUID))
+            await asyncio.wait([forgotten], timeout=self.FORGET_WAIT_SECONDS)
+            log.warning("%s timed out after %gs", _binding(args), self.timeout)
+            return (
+                f"{_binding(args)} failed: no answer within bind_timeout_seconds="
+                f"{self.timeout:g} (the API server or the cache is too slow)"
+            )
+
+
+def _binding(args: ExtenderBindingArgs) -> str:
+    return f"binding pod {args.PodNamespace}/{args.PodName} to node {args.Node}"

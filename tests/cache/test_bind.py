@@ -3,6 +3,8 @@ expire on timeout."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,5 +158,58 @@ def test_assumption_expires_when_never_confirmed(server: FakeApiServer, kubeconf
         assert state.snapshot().pod_nodes.get(uid) is None
         assert registry.get_sample_value("scheduler_extender_cache_assumptions_expired_total") == 1
     finally:
+        state.stop()
+        kube.close()
+
+
+@pytest.mark.parametrize(
+    ("held", "watch_lags"),
+    [
+        pytest.param("POST /api/v1/namespaces/jhub/pods/jupyter-slow/binding", False, id="binding"),
+        pytest.param("GET /api/v1/namespaces/jhub/pods/jupyter-slow", True, id="read-pod"),
+    ],
+)
+def test_bind_has_one_deadline_against_a_slow_api_server(
+    server: FakeApiServer, kubeconfig: Path, held: str, watch_lags: bool
+) -> None:
+    """The API server holds the request and never answers in time: the reply is an error within
+    ``bind_timeout_seconds``, the request was sent once (no retries), nothing stays assumed."""
+    kube = connect(kubeconfig=kubeconfig)
+    assert kube is not None
+    options = dataclasses.replace(FAST, bind_timeout_seconds=0.5)
+    state = LiveState(kube, options, registry=CollectorRegistry()).start()
+    release = threading.Event()
+    seen: list[str] = []
+
+    def hold(method: str, path: str) -> None:
+        if f"{method} {path}".split("?")[0] == held:
+            seen.append(path)
+            release.wait(10)
+
+    app = create_app(
+        Settings(), state=state, binder=LiveBinder(state, kube), registry=CollectorRegistry()
+    )
+    try:
+        assert state.wait_synced(10)
+        if watch_lags:
+            server.paused.set()  # the pod watch has not delivered the pod: bind must read it
+        uid = _pending(server, "jupyter-slow")
+        if not watch_lags:
+            eventually(lambda: uid in state._store.pods, 10, "the watch to deliver the pod")
+        server.before_request = hold
+        with TestClient(app) as client:
+            error = _bind(client, "jupyter-slow", uid)
+        assert not release.is_set()  # answered while the API server still held the request
+        assert error == (
+            f"binding pod jhub/jupyter-slow to node {NODE} failed: no answer within "
+            "bind_timeout_seconds=0.5 (the API server or the cache is too slow)"
+        )
+        assert seen == [held.split(" ", 1)[1]]
+        eventually(lambda: uid not in state.snapshot().pod_nodes, 5, "the assumption to go")
+        assert not state.assumed_uids()
+    finally:
+        release.set()
+        server.before_request = None
+        server.paused.clear()
         state.stop()
         kube.close()

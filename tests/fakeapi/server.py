@@ -19,6 +19,7 @@ where a client can tell the difference:
 - errors are ``metav1.Status`` JSON with the real reasons and codes; a bearer token is required.
 
 Fault controls for tests: ``cut_watches()`` (drop every watch connection, optionally mid-line),
+``before_request`` (a hook that can hold or count requests: a slow API server),
 ``store.compact()``, ``stop()``/``start()`` (server down, same port), and
 ``store.reset_versions()`` (restarted with unrelated resourceVersions).
 
@@ -33,7 +34,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -158,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.refuse_requests:
             self.close_connection = True
             return
+        hook = self.fake.before_request
+        if hook is not None:
+            hook(method, self.path)  # e.g. hold a request to play a slow API server
         try:
             if self.path.startswith("/_fake/"):
                 self._control(method)
@@ -552,6 +556,8 @@ class FakeApiServer:
         self.too_large_wait = too_large_wait
         self.default_watch_seconds = default_watch_seconds
         self.refuse_requests = False
+        #: Called with (method, path) before each request is handled, on its handler thread.
+        self.before_request: Callable[[str, str], None] | None = None
         #: While set, open watches hold their events back (a slow watch); clear to release.
         self.paused = threading.Event()
         self._server: _Server | None = None
