@@ -5,7 +5,8 @@ Threads, and why:
 - one ``Reflector`` thread per kind (Nodes, Pods) does the blocking list/watch calls of the
   synchronous ``kubernetes`` client and converts JSON to core values;
 - one *applier* thread owns the ``Store``: it drains everything queued (so bursts become one
-  batch), applies it, and publishes a new snapshot by assigning one attribute;
+  batch), applies it, and publishes a new snapshot by assigning one attribute.  It is supervised
+  (a failing pass is counted and retried; dead, stuck or failing shows in ``readiness``);
 - the asyncio loop that serves kube-scheduler only ever reads that attribute.  It never takes a
   lock, never waits on the API server, and keeps answering while the API server flaps.
 
@@ -60,6 +61,31 @@ class _Request:
     future: Future[Any]
 
 
+@dataclass(slots=True)
+class ApplierHealth:
+    """What the applier thread reports about itself; written by it, read by ``readiness``."""
+
+    #: When the pass in progress started; None while waiting for work.
+    busy_since: float | None = None
+    #: When passes started failing; None after a pass that succeeded.
+    failing_since: float | None = None
+    last_error: str = ""
+    #: Why the thread ended, if it ended other than by ``stop()``.
+    died: str = ""
+
+
+def _settle(future: Future[Any], outcome: Any) -> None:
+    """Resolve a request's future unless its waiter gave up (cancelled it) or it is resolved."""
+    if future.done():
+        return
+    if not future.running() and not future.set_running_or_notify_cancel():
+        return  # cancelled by the waiter (bind's deadline passed)
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class CacheMetrics:
     """The cache's instruments, on the app's registry."""
 
@@ -80,6 +106,18 @@ class CacheMetrics:
             "scheduler_extender_cache_watch_restarts",
             "Watches started again, by kind and reason (closed by the server, idle, short, error).",
             ["kind", "reason"],
+            registry=registry,
+        )
+        self.applier_errors = Counter(
+            "scheduler_extender_cache_applier_errors",
+            "Applier passes that failed (publishing a snapshot or expiring assumptions); the "
+            "changes stay pending and the next pass retries them.",
+            registry=registry,
+        )
+        self.change_errors = Counter(
+            "scheduler_extender_cache_change_errors",
+            "Single changes that failed to apply to the store and were skipped, by kind.",
+            ["kind"],
             registry=registry,
         )
         self.conversion_errors = Counter(
@@ -149,6 +187,8 @@ class LiveState:
         self.listed: set[Kind] = set()
         self.publishes = 0
         self._threads: list[threading.Thread] = []
+        self._applier: threading.Thread | None = None
+        self.applier = ApplierHealth()
         self._gc_paused = False
         self.metrics = CacheMetrics(registry, self) if registry is not None else None
         rng = rng or random.Random()
@@ -182,6 +222,7 @@ class LiveState:
             gc.disable()
             self._gc_paused = True
         applier = threading.Thread(target=self._apply_loop, name="cache-applier", daemon=True)
+        self._applier = applier
         self._threads.append(applier)
         for kind, reflector in self.reflectors.items():
             self._threads.append(
@@ -223,6 +264,9 @@ class LiveState:
                 reason += f" (last error: {next(e for e in errors if e)})"
             return Readiness(False, reason)
         now = self.clock()
+        stuck = self._applier_problem(now)
+        if stuck:
+            return Readiness(False, stuck)
         for kind, reflector in self.reflectors.items():
             stale = reflector.status.stale_for(now)
             if stale is not None and stale > self.options.staleness_seconds:
@@ -232,6 +276,29 @@ class LiveState:
                     f"{self.options.staleness_seconds:g}): {reflector.status.last_error}",
                 )
         return Readiness(True)
+
+    def _applier_problem(self, now: float) -> str:
+        """Why the applier cannot be trusted to publish, or "": the snapshots freeze when it
+        is dead, stuck in one pass, or failing every pass."""
+        health = self.applier
+        if health.died or (
+            self._applier is not None and not self._applier.is_alive() and not self._stop.is_set()
+        ):
+            return f"cache applier stopped: {health.died or 'thread ended'}"
+        limit = self.options.staleness_seconds
+        busy = health.busy_since
+        if busy is not None and now - busy > limit:
+            return (
+                f"cache applier stuck on one batch for {now - busy:.0f}s "
+                f"(staleness_seconds={limit:g})"
+            )
+        failing = health.failing_since
+        if failing is not None and now - failing > limit:
+            return (
+                f"cache applier failing for {now - failing:.0f}s (staleness_seconds={limit:g}): "
+                f"{health.last_error}"
+            )
+        return ""
 
     def describe(self) -> str:
         snap = self._snapshot
@@ -259,6 +326,8 @@ class LiveState:
         future: Future[Any] = Future()
         if self._stop.is_set():
             future.set_exception(RuntimeError("live state is stopped"))
+        elif self.applier.died:
+            future.set_exception(RuntimeError(f"cache applier stopped: {self.applier.died}"))
         else:
             self._queue.put(_Request(run, future))
         return future
@@ -293,58 +362,107 @@ class LiveState:
         return min(1.0, max(0.0, expiry - self.clock()))
 
     def _apply_loop(self) -> None:
-        store = self._store
+        """Supervise the applier: a pass that raises is logged, counted and retried (its changes
+        stay pending in the store); whatever ends the thread is recorded for ``readiness``."""
+        try:
+            while True:
+                batch = self._next_batch()
+                self.applier.busy_since = self.clock()
+                try:
+                    self._apply(batch)
+                except Exception as exc:
+                    self._pass_failed(batch, exc)
+                else:
+                    self.applier.failing_since = None
+                finally:
+                    self.applier.busy_since = None
+                if any(item is None for item in batch):
+                    return
+        except BaseException as exc:  # the thread is ending: say why, readiness reports it
+            self.applier.died = f"{type(exc).__name__}: {exc}"
+            log.critical("cache applier stopped: %s", self.applier.died, exc_info=True)
+            for item in self._drain():
+                if isinstance(item, _Request):
+                    _settle(item.future, RuntimeError(f"cache applier stopped: {exc}"))
+
+    def _drain(self) -> list[Change | _Request | None]:
+        items: list[Change | _Request | None] = []
         while True:
             try:
-                batch: list[Change | _Request | None] = [self._queue.get(timeout=self._wait())]
+                items.append(self._queue.get_nowait())
             except queue.Empty:
-                batch = []
-            while len(batch) < self.MAX_BATCH:
+                return items
+
+    def _next_batch(self) -> list[Change | _Request | None]:
+        """Everything queued (at most ``MAX_BATCH``), waiting up to the next expiry for work."""
+        try:
+            batch: list[Change | _Request | None] = [self._queue.get(timeout=self._wait())]
+        except queue.Empty:
+            batch = []
+        while len(batch) < self.MAX_BATCH:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _pass_failed(self, batch: list[Change | _Request | None], exc: Exception) -> None:
+        health = self.applier
+        health.last_error = f"{type(exc).__name__}: {exc}"
+        if health.failing_since is None:
+            health.failing_since = self.clock()
+        if self.metrics is not None:
+            self.metrics.applier_errors.inc()
+        log.exception("cache applier pass failed; its changes stay pending and are retried")
+        for item in batch:
+            if isinstance(item, _Request):
+                _settle(item.future, exc)  # the snapshot they wait for was not published
+        self._stop.wait(0.05)  # a pass that keeps failing must not spin
+
+    def _apply(self, batch: list[Change | _Request | None]) -> None:
+        """One pass: apply the batch, expire assumptions, publish, then answer the requests."""
+        store = self._store
+        answers: list[tuple[Future[Any], Any]] = []
+        relisted = False
+        for item in batch:
+            if item is None:
+                continue
+            if isinstance(item, _Request):
+                if not item.future.set_running_or_notify_cancel():
+                    continue  # the waiter gave up before it ran
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            answers: list[tuple[Future[Any], Any]] = []
-            stopping = relisted = False
-            for item in batch:
-                if item is None:
-                    stopping = True
-                    continue
-                try:
-                    if isinstance(item, _Request):
-                        answers.append((item.future, item.run(store)))
-                        continue
-                    item.apply(store)
-                    if item.type == "LIST":
-                        relisted = True
-                        self.listed.add(item.kind)
-                    elif self.metrics is not None:
-                        self.metrics.events.labels(item.kind, item.type).inc()
-                except Exception as exc:  # never let one bad change stop the cache
-                    log.exception("applying a %s change failed", getattr(item, "kind", "?"))
-                    if isinstance(item, _Request):
-                        answers.append((item.future, exc))
-            expired = store.expire(self.clock())
-            if expired and self.metrics is not None:
-                self.metrics.expired.inc(expired)
-            if store.pending:
-                self._snapshot = store.publish()
-                self.publishes += 1
-            if len(self.listed) == len(KINDS) and not self._synced.is_set():
-                if self._gc_paused:
-                    gc.freeze()
-                    gc.enable()
-                    self._gc_paused = False
-                self._synced.set()
-            elif relisted and self.options.freeze_gc_after_sync:
+                    answers.append((item.future, item.run(store)))
+                except Exception as exc:
+                    answers.append((item.future, exc))
+                continue
+            try:
+                item.apply(store)
+            except Exception:  # one bad change must not stop the cache
+                log.exception("applying a %s %s change failed", item.kind, item.type)
+                if self.metrics is not None:
+                    self.metrics.change_errors.labels(item.kind).inc()
+                continue
+            if item.type == "LIST":
+                relisted = True
+                self.listed.add(item.kind)
+            elif self.metrics is not None:
+                self.metrics.events.labels(item.kind, item.type).inc()
+        expired = store.expire(self.clock())
+        if expired and self.metrics is not None:
+            self.metrics.expired.inc(expired)
+        if store.pending:
+            self._snapshot = store.publish()
+            self.publishes += 1
+        if len(self.listed) == len(KINDS) and not self._synced.is_set():
+            if self._gc_paused:
                 gc.freeze()
-            for future, answer in answers:
-                if isinstance(answer, Exception):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
-            if stopping:
-                return
+                gc.enable()
+                self._gc_paused = False
+            self._synced.set()
+        elif relisted and self.options.freeze_gc_after_sync:
+            gc.freeze()
+        for future, answer in answers:
+            _settle(future, answer)
 
 
 class LiveBinder:
