@@ -20,11 +20,11 @@ from tests.cache.conftest import FAST, assert_cache_matches, eventually
 from tests.fakeapi import PODS, FakeApiServer, pod_json
 
 
-class Injected(RuntimeError):
+class InjectedError(RuntimeError):
     pass
 
 
-class Fatal(BaseException):
+class FatalError(BaseException):
     """Not an ``Exception``: escapes ``except Exception`` the way a thread-killing error would."""
 
 
@@ -76,7 +76,7 @@ def test_a_failed_pass_is_counted_and_the_next_one_catches_up(
 ) -> None:
     def fail_first(n: int) -> None:
         if n == 0:
-            raise Injected("publish failed once")
+            raise InjectedError("publish failed once")
 
     calls = _publish_with(state, fail_first)
     uid = _new_pod(server, "jupyter-after-failure")
@@ -94,16 +94,16 @@ def test_an_applier_that_keeps_failing_is_not_ready_and_answers_requests_with_th
 
     def fail_while_broken(n: int) -> None:
         if broken.is_set():
-            raise Injected("publish keeps failing")
+            raise InjectedError("publish keeps failing")
 
     _publish_with(state, fail_while_broken)
     uid = _new_pod(server, "jupyter-never-published")
     eventually(lambda: _errors(registry) >= 1, 10, "a failed pass")
-    with pytest.raises(Injected):
+    with pytest.raises(InjectedError):
         state.assume(uid, "user-node-00001").result(5)  # resolved, not left hanging
     reason = eventually(lambda: _not_ready(state), 10, "readyz to fail")
     assert reason.startswith("cache applier failing for")
-    assert "Injected: publish keeps failing" in reason
+    assert "InjectedError: publish keeps failing" in reason
     assert uid not in state.snapshot().pod_nodes
     assert _errors(registry) >= 2
     broken.clear()
@@ -115,7 +115,11 @@ def test_a_stuck_applier_is_not_ready_until_it_moves_again(
     server: FakeApiServer, state: LiveState
 ) -> None:
     release = threading.Event()
-    _publish_with(state, lambda n: release.wait(30) and None)
+
+    def block(n: int) -> None:
+        release.wait(30)
+
+    _publish_with(state, block)
     uid = _new_pod(server, "jupyter-stuck")
     try:
         reason = eventually(lambda: _not_ready(state), 10, "readyz to fail")
@@ -130,11 +134,11 @@ def test_a_dead_applier_is_not_ready_and_refuses_requests(
     server: FakeApiServer, state: LiveState
 ) -> None:
     def die(n: int) -> None:
-        raise Fatal("applier killed")
+        raise FatalError("applier killed")
 
     _publish_with(state, die)
     _new_pod(server, "jupyter-fatal")
     reason = eventually(lambda: _not_ready(state), 10, "readyz to fail")
-    assert reason.startswith("cache applier stopped: Fatal: applier killed")
+    assert reason.startswith("cache applier stopped: FatalError: applier killed")
     with pytest.raises(RuntimeError, match="applier"):
         state.forget("anything").result(5)

@@ -61,13 +61,12 @@ def _check_kept_answering(probe: Probe, start: float, end: float, stale: bool) -
     staleness bound the answer is a prompt 503 (the app steps aside while its view is stale, and
     the ignorable extender lets kube-scheduler decide with its own cache)."""
     during = probe.answered_between(start, end)
-    assert len(during) >= 5, f"only {len(during)} prioritize answers during the fault"
+    assert during, "no prioritize call was made during the fault"
     allowed = {200, 503} if stale else {200}
     bad = [r for r in during if r[1] not in allowed]
     assert not bad, f"unexpected answers during the fault: {bad[:5]}"
     assert any(r[1] == 200 for r in during), "never answered with scores during the fault"
-    slowest = max(r[2] for r in during)
-    assert slowest < 2.0, f"a prioritize call took {slowest:.2f}s during the fault"
+    # How fast is the benchmark's business (benchmarks/cache_sync.py, latency per phase).
 
 
 def _relists(state: LiveState, reason: str) -> int:
@@ -81,9 +80,14 @@ def cut_mid_stream(server: FakeApiServer, state: LiveState, writer: Writer) -> N
     """Connections dropped mid-event while pods change: resume from the last event, no relist."""
     stop = threading.Event()
     thread = _run_writer(writer, stop)
+    pods = state.reflectors["pods"].status
+
+    def delivered_since(seen: str) -> Callable[[], bool]:
+        return lambda: pods.resource_version != seen
+
     for _ in range(3):
         eventually(lambda: server.active_watches(PODS) >= 1, 5, "a pods watch")
-        time.sleep(0.05)
+        eventually(delivered_since(pods.resource_version), 5, "the watch to deliver writes")
         server.cut_watches(partial=True)
     stop.set()
     thread.join()
@@ -110,7 +114,16 @@ def server_down(server: FakeApiServer, state: LiveState, writer: Writer) -> None
     writer.many(8)
     eventually(lambda: not state.readiness().ready, 10, "readiness to drop")
     assert "broken" in state.readiness().reason
-    time.sleep(max(0.0, 2.5 - FAST.staleness_seconds))  # stay down a few seconds in all
+    # Stay down while both reflectors fail and back off twice more, still not ready.
+    failed = {k: r.status.restarts.get("error", 0) for k, r in state.reflectors.items()}
+    eventually(
+        lambda: all(
+            r.status.restarts.get("error", 0) >= failed[k] + 2 for k, r in state.reflectors.items()
+        ),
+        10,
+        "two more failed attempts per kind",
+    )
+    assert not state.readiness().ready
     server.start()
     eventually(lambda: state.readiness().ready, 10, "readiness to return")
     assert_cache_matches(server, state)
@@ -186,6 +199,8 @@ def test_cache_equals_truth_after_fault_and_extender_keeps_answering(
     assert_cache_matches(server, live)
     start = time.monotonic()
     fault(server, live, writer)
+    # However quick the fault, some probes ran inside it (the prober never stops).
+    eventually(lambda: len(app_server.answered_between(start, time.monotonic())) >= 3, 10)
     end = time.monotonic()
     _check_kept_answering(app_server, start, end, stale=fault is server_down)
     # And the cache keeps following the server afterwards.
@@ -199,20 +214,29 @@ def test_readyz_is_503_until_both_kinds_listed(server: FakeApiServer, kube: obje
     from prometheus_client import CollectorRegistry
 
     from scheduler_extender.kube import KubeClient
+    from scheduler_extender.state import Readiness
 
     assert isinstance(kube, KubeClient)
-    server.store.hooks.after_list_page = lambda rt, page: time.sleep(0.3) if rt == NODES else None
+    release = threading.Event()
+
+    def hold_node_list(method: str, path: str) -> None:
+        if path.startswith("/api/v1/nodes?") and "watch=true" not in path:
+            release.wait(10)
+
+    server.before_request = hold_node_list  # the node list answers only when the test says so
     state = LiveState(kube, FAST, registry=CollectorRegistry())
-    assert state.readiness().reason == "waiting for the first list of nodes and pods"
+    assert state.readiness() == Readiness(False, "waiting for the first list of nodes and pods")
     state.start()
     try:
         eventually(lambda: "pods" in state.listed, 10, "pods listed")
-        ready = state.readiness()
-        if "nodes" not in state.listed:
-            assert ready == type(ready)(False, "waiting for the first list of nodes")
+        assert "nodes" not in state.listed
+        assert state.readiness() == Readiness(False, "waiting for the first list of nodes")
+        release.set()
         assert state.wait_synced(10)
         assert state.readiness().ready
     finally:
+        release.set()
+        server.before_request = None
         state.stop()
 
 
