@@ -9,7 +9,12 @@ change was not followed by a regeneration. Rendering goes through ``helm-python-
 embeds Helm's own Go SDK: the templates, ``values.schema.json`` validation and value
 coalescing are exactly ``helm template``'s, offline.
 
-This script does not import ``scheduler_extender``: the chart is built from its own files.
+The chart is built from its own files, with one exception: the schema of
+``scheduling.userScheduler.extender.settings`` (the extender's ``SCHEDULER_EXTENDER_<FIELD>``
+variables) is generated from ``scheduler_extender.config.Settings``, every field with its type,
+bounds and description and no other key, so a misspelled or removed setting fails ``helm
+install`` instead of being ignored, and the list cannot drift from the code (``--check`` sees a
+changed field).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 import helm_python as helm
 import yaml
 from helm_python import _native as helm_native
+
+from scheduler_extender.config import Settings
 
 HERE = Path(__file__).resolve().parent
 CHART = HERE / "chart"
@@ -189,9 +196,74 @@ def plain_manifest() -> str:
     return "".join(parts)
 
 
+#: The key that marks, in values.schema.yaml, an object whose properties come from a class.
+GENERATED_MARKER = "x-generated-from"
+SETTINGS_CLASS = "scheduler_extender.config.Settings"
+
+#: JSON-schema keywords kept from pydantic's schema of a field (``title`` and ``format: path``
+#: are noise in a values schema; ``default`` documents).
+_KEPT_KEYWORDS = {
+    "type", "enum", "const", "anyOf", "items", "additionalProperties", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "description",
+    "default",
+}  # fmt: skip
+
+
+def settings_properties() -> dict[str, Any]:
+    """One schema property per field of the extender's Settings, as pydantic types it."""
+    model = Settings.model_json_schema()
+    definitions = model.get("$defs", {})
+    return {
+        name: _schema_subset(_inline_refs(field, definitions))
+        for name, field in model["properties"].items()
+    }
+
+
+def _inline_refs(node: Any, definitions: Mapping[str, Any]) -> Any:
+    """Replace pydantic's ``$ref: #/$defs/X`` by X itself (the values schema has its own
+    ``definitions``); keys next to the ``$ref`` (the field's description) win."""
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[1]]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return {key: _inline_refs(value, definitions) for key, value in node.items()}
+
+
+def _schema_subset(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_schema_subset(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _schema_subset(v) for k, v in node.items() if k in _KEPT_KEYWORDS}
+
+
+def _fill_generated(node: Any) -> int:
+    """Fill every object marked with GENERATED_MARKER; returns how many were filled."""
+    filled = 0
+    if isinstance(node, dict):
+        source = node.pop(GENERATED_MARKER, None)
+        if source is not None:
+            if source != SETTINGS_CLASS:
+                raise ValueError(f"{GENERATED_MARKER}: unknown source {source!r}")
+            node["properties"] = settings_properties()
+            node["additionalProperties"] = False
+            filled += 1
+        for value in node.values():
+            filled += _fill_generated(value)
+    elif isinstance(node, list):
+        for item in node:
+            filled += _fill_generated(item)
+    return filled
+
+
 def schema_json() -> str:
-    """values.schema.json from its commented YAML source."""
+    """values.schema.json from its commented YAML source, generated parts filled in."""
     schema = yaml.safe_load(SCHEMA_SOURCE.read_text())
+    if _fill_generated(schema) != 1:
+        raise ValueError(f"values.schema.yaml must mark one object with {GENERATED_MARKER}")
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 

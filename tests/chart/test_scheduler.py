@@ -307,13 +307,6 @@ def test_bind_timeout_follows_http_timeout(timeout: str, bind_timeout: str) -> N
     assert env[ENV_PREFIX + "BIND_TIMEOUT_SECONDS"] == bind_timeout
 
 
-def test_extender_settings_cannot_shadow_chart_values() -> None:
-    from helm_python import HelmRenderError
-
-    with pytest.raises(HelmRenderError, match=r"settings\.port is set by the chart"):
-        render_values({"scheduling": {"userScheduler": {"extender": {"settings": {"port": 1}}}}})
-
-
 def test_containers_run_registered_commands() -> None:
     """The image's entry point runs the first argument as a subcommand: it must exist."""
     for values_set in ("everything-on", "defaults"):
