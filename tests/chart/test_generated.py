@@ -50,6 +50,30 @@ def test_plain_manifest_has_no_helm_hooks_and_one_namespace() -> None:
     assert kinds.index("ServiceAccount") < kinds.index("Deployment")
 
 
+def test_plain_manifest_writes_multi_line_strings_as_blocks() -> None:
+    """The KubeSchedulerConfiguration reads as YAML in the file, not as one escaped string."""
+    text = chart_render.PLAIN_MANIFEST.read_text()
+    assert (
+        "  config.yaml: |\n"
+        "    apiVersion: kubescheduler.config.k8s.io/v1\n"
+        "    kind: KubeSchedulerConfiguration\n"
+    ) in text
+    assert "\\n" not in text
+    # ...and loads back to the same objects the chart renders.
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    rendered = chart_render.documents(
+        chart_render.render(
+            chart_render.load_values([chart_render.PLAIN_VALUES]),
+            kube_version=chart_render.PLAIN_KUBE_VERSION,
+        )
+    )
+
+    def key(obj: dict[str, Any]) -> tuple[str, str]:
+        return obj["kind"], obj["metadata"]["name"]
+
+    assert sorted(docs, key=key) == sorted((o for _, o in rendered), key=key)
+
+
 # --- README --------------------------------------------------------------------------------
 
 
@@ -148,3 +172,29 @@ def test_readme_kubectl_commands_match_the_plain_manifests() -> None:
     repo, tag = images["kube-scheduler"].rsplit(":", 1)
     assert current["kube-scheduler"] == f"{repo}:{chart_render.PLAIN_KUBE_VERSION}"
     assert re.fullmatch(r"v1\.[0-9]+\.[0-9]+", tag)
+
+
+# --- docs/install.md ---------------------------------------------------------------------
+
+
+def test_docs_network_policy_example_fits_the_chart() -> None:
+    """The NetworkPolicy in docs/install.md is valid and selects the user-scheduler pods of
+    the plain manifests, on the ports they really listen on."""
+    import kubernetes_validate
+
+    text = (ROOT / "docs" / "install.md").read_text()
+    section = text.split("### The extender's port, probes and /metrics", 1)[1]
+    (policy,) = [d for d in yaml.safe_load_all(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])]
+    kubernetes_validate.validate(policy, "1.30.0", strict=True)
+    docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
+    (scheduler,) = [d for d in docs if d["kind"] == "Deployment"
+                    and d["metadata"]["name"] == "scheduler-extender-user-scheduler"]  # fmt: skip
+    assert policy["metadata"]["namespace"] == chart_render.PLAIN_NAMESPACE
+    labels = scheduler["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    containers = {c["name"]: c for c in scheduler["spec"]["template"]["spec"]["containers"]}
+    (rule,) = policy["spec"]["ingress"]
+    assert {p["port"] for p in rule["ports"]} == {
+        containers["extender"]["ports"][0]["containerPort"],
+        containers["kube-scheduler"]["readinessProbe"]["httpGet"]["port"],
+    }

@@ -9,7 +9,11 @@ Lease is named kube-scheduler in kube-system) and two legacy ones.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.chart.conftest import VALUES_SETS, Obj, objects, one, render_values, rendered
 
@@ -190,8 +194,6 @@ def test_no_wildcards_no_secrets_no_escalation(values_set: str) -> None:
 
 def test_lease_role_names_the_scheduler_lease() -> None:
     """The Role's named Lease is the one the KubeSchedulerConfiguration elects on."""
-    import yaml
-
     docs = rendered("defaults")
     role = one(docs, "Role", f"{PREFIX}-user-scheduler-lease")
     config = yaml.safe_load(
@@ -276,3 +278,23 @@ def test_rbac_off_renders_no_rbac() -> None:
     # ServiceAccounts the chart still creates are the ones its pods use.
     accounts = {o["metadata"]["name"] for o in objects(docs, "ServiceAccount")}
     assert accounts == {f"{PREFIX}-placeholders", f"{PREFIX}-hook-image-awaiter"}
+
+
+def docs_cluster_role_table() -> set[Rule]:
+    """The user-scheduler's ClusterRole as docs/install.md's table lists it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "install.md").read_text()
+    table = text.split("| API group | resources | verbs |", 1)[1].split("\n\n", 1)[0]
+    out: set[Rule] = set()
+    for line in table.splitlines()[2:]:
+        groups, resources, verbs = (cell.strip() for cell in line.strip("|").split("|")[:3])
+        group_names = [g.strip("`").replace('""', "") for g in groups.split(", ")]
+        for res_part, verb_part in zip(resources.split(";"), verbs.split(";"), strict=True):
+            names = re.findall(r"`([^`]+)`", res_part)
+            for group in group_names:
+                out |= rules(group, tuple(names), tuple(v.strip() for v in verb_part.split(",")))
+    return out
+
+
+def test_docs_table_lists_the_cluster_role_exactly() -> None:
+    granted = flatten(one(rendered("defaults"), "ClusterRole", f"{PREFIX}-user-scheduler")["rules"])
+    assert docs_cluster_role_table() == granted

@@ -8,11 +8,18 @@ extender's environment against the real ``Settings`` class it configures.
 from __future__ import annotations
 
 import copy
+import http.server
+import os
 import re
+import subprocess
+import sys
+import threading
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scheduler_extender import cli
 from scheduler_extender.config import ENV_PREFIX, Settings, load_settings
@@ -102,15 +109,17 @@ def test_verbs(values_set: str, verbs: set[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "url"),
+    ("host", "url", "probe"),
     [
-        pytest.param("127.0.0.1", "http://127.0.0.1:9000", id="loopback"),
-        pytest.param("0.0.0.0", "http://127.0.0.1:9000", id="any-v4-dials-loopback"),
-        pytest.param("::", "http://[::1]:9000", id="any-v6-dials-loopback"),
-        pytest.param("::1", "http://[::1]:9000", id="v6-literal-bracketed"),
+        pytest.param("127.0.0.1", "http://127.0.0.1:9000", "exec", id="loopback"),
+        pytest.param("0.0.0.0", "http://127.0.0.1:9000", "httpGet", id="any-v4-dials-loopback"),
+        pytest.param("::", "http://[::1]:9000", "httpGet", id="any-v6-dials-loopback"),
+        pytest.param("::1", "http://[::1]:9000", "exec", id="v6-literal-bracketed"),
     ],
 )
-def test_listen_address_and_url(host: str, url: str) -> None:
+def test_listen_address_url_and_probes(host: str, url: str, probe: str) -> None:
+    """On loopback the kubelet cannot reach the extender, so its probes run in the container;
+    listening on all addresses, the kubelet probes the port itself."""
     docs = render_values(
         {"scheduling": {"userScheduler": {"extender": {"host": host, "port": 9000}}}}
     )
@@ -118,8 +127,27 @@ def test_listen_address_and_url(host: str, url: str) -> None:
     container = extender_container(docs)
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SCHEDULER_EXTENDER_HOST"] == host
-    assert container["livenessProbe"]["exec"]["command"][-1] == url + "/healthz"
-    assert container["readinessProbe"]["exec"]["command"][-1] == url + "/readyz"
+    for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        if probe == "exec":
+            assert container[kind]["exec"]["command"][-1] == url + path
+        else:
+            assert container[kind]["httpGet"] == {"path": path, "port": "extender"}
+            assert {"name": "extender", "containerPort": 9000} in container["ports"]
+
+
+def test_no_service_links_in_the_scheduler_pod() -> None:
+    """A Service named scheduler-extender-* would inject SCHEDULER_EXTENDER_*_SERVICE_HOST
+    variables, which are not settings."""
+    deployment = one(rendered("defaults"), "Deployment", SCHEDULER)
+    assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
+
+
+def test_kube_scheduler_probes_use_livez_and_readyz() -> None:
+    deployment = one(rendered("defaults"), "Deployment", SCHEDULER)
+    ks = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert ks["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 10259, "scheme": "HTTPS"}
+    assert ks["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 10259,
+                                               "scheme": "HTTPS"}  # fmt: skip
 
 
 def test_extender_disabled_removes_sidecar_and_block() -> None:
@@ -307,6 +335,43 @@ def test_bind_timeout_follows_http_timeout(timeout: str, bind_timeout: str) -> N
     assert env[ENV_PREFIX + "BIND_TIMEOUT_SECONDS"] == bind_timeout
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    millis=st.integers(min_value=2, max_value=120_000),
+    unit=st.sampled_from(["ms", "s"]),
+    fraction=st.sampled_from(["", ".0", ".5", ".25"]),
+)
+def test_bind_timeout_is_always_below_http_timeout(millis: int, unit: str, fraction: str) -> None:
+    """Whatever Go duration the schema accepts, the extender's Binding POST gives up before
+    kube-scheduler's call does, and is a valid (positive) setting."""
+    number = f"{millis}{fraction}" if unit == "ms" else f"{millis / 1000:g}"
+    timeout = number + unit
+    docs = render_values(
+        {"scheduling": {"userScheduler": {"extender": {"bind": True, "httpTimeout": timeout}}}}
+    )
+    bind = float(
+        {e["name"]: e["value"] for e in extender_container(docs)["env"]}[
+            ENV_PREFIX + "BIND_TIMEOUT_SECONDS"
+        ]
+    )
+    assert 0 < bind < go_seconds(scheduler_config(docs)["extenders"][0]["httpTimeout"])
+
+
+@pytest.mark.parametrize(
+    ("extender", "message"),
+    [
+        pytest.param({"httpTimeout": "0s"}, "5s default", id="zero"),
+        pytest.param({"httpTimeout": "0ms", "bind": True}, "5s default", id="zero-ms"),
+        pytest.param({"httpTimeout": "1ms", "bind": True}, "too short for bind", id="1ms-bind"),
+    ],
+)
+def test_unusable_http_timeouts_are_refused(extender: dict[str, Any], message: str) -> None:
+    from helm_python import HelmRenderError
+
+    with pytest.raises(HelmRenderError, match=message):
+        render_values({"scheduling": {"userScheduler": {"extender": extender}}})
+
+
 def test_containers_run_registered_commands() -> None:
     """The image's entry point runs the first argument as a subcommand: it must exist."""
     for values_set in ("everything-on", "defaults"):
@@ -389,3 +454,54 @@ def test_kube_scheduler_command() -> None:
     config_volume = next(v for v in spec["volumes"] if v["name"] == "config")
     assert config_volume["configMap"]["name"] == SCHEDULER
     assert ks["resources"]["requests"] == {"cpu": "30m", "memory": "512Mi"}
+
+
+# --- the extender's in-container probe, run for real ----------------------------------------
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    """/healthz answers 200, /readyz 503 (an extender still syncing)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 503)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _probe_command(port: int, path: str) -> list[str]:
+    docs = render_values({"scheduling": {"userScheduler": {"extender": {"port": port}}}})
+    kind = "livenessProbe" if path == "/healthz" else "readinessProbe"
+    command: list[str] = extender_container(docs)[kind]["exec"]["command"]
+    assert command[0] == "python"  # the image's venv python (PATH in the Dockerfile)
+    return [sys.executable, *command[1:]]
+
+
+@pytest.mark.parametrize(("path", "ok"), [("/healthz", True), ("/readyz", False)])
+def test_exec_probe_ignores_proxy_variables(path: str, ok: bool) -> None:
+    """Pods may be given HTTP_PROXY; urllib would send even 127.0.0.1 through it (no NO_PROXY),
+    and the probe would fail on a healthy extender. The chart's probe does not use proxies."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        dead_proxy = "http://127.0.0.1:9"  # discard port: nothing listens
+        env = {"PATH": os.environ["PATH"], "HTTP_PROXY": dead_proxy, "http_proxy": dead_proxy}
+        probe = subprocess.run(_probe_command(port, path), env=env, timeout=30, check=False,
+                               capture_output=True)  # fmt: skip
+        assert (probe.returncode == 0) is ok, probe.stderr
+        # The check can fail: plain urlopen goes to the dead proxy.
+        naive = [
+            sys.executable,
+            "-c",
+            "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=3)",
+            f"http://127.0.0.1:{port}/healthz",
+        ]
+        assert subprocess.run(naive, env=env, timeout=30, check=False,
+                              capture_output=True).returncode != 0  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()

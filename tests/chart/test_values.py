@@ -184,3 +184,23 @@ def test_helm_lint_strict_finds_no_warnings(values_set: str) -> None:
     # Severity 1 is informational ("icon is recommended"); 2 is a warning, 3 an error.
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
     assert report["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("extender", "expected"),
+    [
+        pytest.param({}, None, id="loopback-quiet"),
+        pytest.param({"host": "::1"}, None, id="v6-loopback-quiet"),
+        pytest.param({"host": "0.0.0.0"}, "open to the pod", id="any-v4"),
+        pytest.param({"host": "::", "bind": True}, "That includes /bind", id="any-v6-bind"),
+    ],
+)
+def test_notes_warn_about_an_exposed_extender(
+    extender: dict[str, Any], expected: str | None
+) -> None:
+    text = notes({"scheduling": {"userScheduler": {"extender": extender}}})
+    if expected is None:
+        assert "open to the pod network" not in text.replace("\n  ", " ")
+    else:
+        assert expected in text.replace("\n  ", " ")
+        assert "NetworkPolicy" in text

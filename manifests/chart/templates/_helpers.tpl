@@ -162,15 +162,24 @@ nodeAffinity:
 http://{{ include "se.extender.dialHost" . }}:{{ .Values.scheduling.userScheduler.extender.port | int }}
 {{- end }}
 
-{{- /* A probe that runs inside the container: the kubelet cannot reach a loopback listener.
-      Call with (dict "root" $ "path" "/healthz"). */}}
-{{- define "se.extender.probeExec" -}}
+{{- /* The extender's probe. On loopback (the default) the kubelet cannot reach it, so the
+      probe runs inside the container, without any HTTP(S)_PROXY the pod may have been given
+      (urllib would send even 127.0.0.1 to it). Listening on all addresses, the kubelet asks
+      directly. Call with (dict "root" $ "path" "/healthz"). */}}
+{{- define "se.extender.probe" -}}
+{{- $host := .root.Values.scheduling.userScheduler.extender.host | toString }}
+{{- if has $host (list "" "0.0.0.0" "::") }}
+httpGet:
+  path: {{ .path }}
+  port: extender
+{{- else }}
 exec:
   command:
     - python
     - -c
-    - "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)"
+    - "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=3)"
     - {{ include "se.extender.url" .root }}{{ .path }}
+{{- end }}
 {{- end }}
 
 {{- /* A writable /tmp for containers with a read-only root filesystem. */}}
