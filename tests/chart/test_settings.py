@@ -156,8 +156,8 @@ def test_every_variable_the_chart_sets_is_refused_in_settings() -> None:
 
 
 def test_placeholder_priority_is_free_without_priority_classes() -> None:
-    values = with_settings({"placeholder_max_priority": -20},
-                           podPriority={"enabled": False})  # fmt: skip
+    values = with_settings({"placeholder_max_priority": -20}, podPriority={"enabled": False},
+                           userPlaceholder={"enabled": False})  # fmt: skip
     assert extender_env(render_values(values))[ENV_PREFIX + "PLACEHOLDER_MAX_PRIORITY"] == "-20"
 
 
