@@ -48,6 +48,8 @@ def rules(
 #: off), transcribed from kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go
 #: (kubeSchedulerRules) and the gates' versioned defaults in pkg/features. v1.30-v1.35 grant a
 #: subset (no volumeattachments before v1.32, no resource.k8s.io before v1.34).
+UPSTREAM_VERSION = (1, 36)
+
 UPSTREAM_KUBE_SCHEDULER: set[Rule] = {
     *rules("", ("events",), ("create", "patch", "update")),
     *rules("events.k8s.io", ("events",), ("create", "patch", "update")),
@@ -298,3 +300,17 @@ def docs_cluster_role_table() -> set[Rule]:
 def test_docs_table_lists_the_cluster_role_exactly() -> None:
     granted = flatten(one(rendered("defaults"), "ClusterRole", f"{PREFIX}-user-scheduler")["rules"])
     assert docs_cluster_role_table() == granted
+
+
+def test_chart_runs_no_kube_scheduler_newer_than_these_rules() -> None:
+    """The chart derives kube-scheduler from the cluster only up to UPSTREAM_VERSION, the
+    release the rules above were checked against; newer clusters must pin a tag (a newer
+    kube-scheduler may watch objects it has no rule for and never become ready)."""
+    from helm_python import HelmRenderError
+
+    major, minor = UPSTREAM_VERSION
+    assert render_values({}, kube_version=f"v{major}.{minor}.9")
+    with pytest.raises(HelmRenderError, match=rf"newer than v{major}\.{minor}, the newest"):
+        render_values({}, kube_version=f"v{major}.{minor + 1}.0")
+    pinned = {"scheduling": {"userScheduler": {"image": {"tag": f"v{major}.{minor}.4"}}}}
+    assert render_values(pinned, kube_version=f"v{major}.{minor + 1}.0")

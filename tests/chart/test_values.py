@@ -159,6 +159,10 @@ def pinned(tag: str) -> dict[str, Any]:
                      id="pinned-far-older"),
         pytest.param(pinned("v1.34.2"), "v1.35.1", "", "kube-scheduler v1.34",
                      id="pinned-one-older-is-fine"),
+        pytest.param(pinned("v1.37.0"), "v1.37.2",
+                     "WARNING: kube-scheduler v1.37.0 is newer than v1.36, the newest",
+                     "this cluster",
+                     id="pinned-beyond-the-rbac"),
     ],
 )  # fmt: skip
 def test_notes_explain_the_kube_scheduler_version(

@@ -88,12 +88,31 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
       own version, so the scheduler is never newer than the API server (version skew policy:
       https://kubernetes.io/releases/version-skew-policy/#kube-controller-manager-kube-scheduler-and-cloud-controller-manager). */}}
 {{- define "se.userScheduler.imageTag" -}}
-{{- .Values.scheduling.userScheduler.image.tag | default (include "se.kubeVersionTag" .) }}
+{{- $tag := .Values.scheduling.userScheduler.image.tag }}
+{{- if not $tag }}
+{{- $tag = include "se.kubeVersionTag" . }}
+{{- if gt (include "se.minorNumber" $tag | int) (include "se.minorNumber" (include "se.userScheduler.newestMinor" .) | int) }}
+{{- fail (printf "Kubernetes %s is newer than v%s, the newest kube-scheduler this chart's RBAC covers (a newer one may wait forever for objects it may not list): set scheduling.userScheduler.image.tag to a v%s release (the version skew policy allows one minor older than the API server), or use a newer chart" .Capabilities.KubeVersion.Version (include "se.userScheduler.newestMinor" .) (include "se.userScheduler.newestMinor" .)) }}
 {{- end }}
+{{- end }}
+{{- $tag }}
+{{- end }}
+
+{{- /* The newest kube-scheduler minor whose needs the user-scheduler's ClusterRole was checked
+      against (tests/chart/test_rbac.py: upstream's roles at v1.36 with default feature
+      gates). A newer release may watch more (v1.37 makes DRADeviceTaintRules GA), and a
+      scheduler that may not list what it watches never becomes ready. */}}
+{{- define "se.userScheduler.newestMinor" -}}1.36{{- end }}
 
 {{- /* "<major>.<minor>" of a version or tag such as v1.31.4, or "" when it has none. */}}
 {{- define "se.minorOf" -}}
 {{- regexFind "[0-9]+\\.[0-9]+" (toString .) }}
+{{- end }}
+
+{{- /* A version's major*1000+minor, for comparisons (0 when it has none). */}}
+{{- define "se.minorNumber" -}}
+{{- $parts := splitList "." (include "se.minorOf" .) }}
+{{- if eq (len $parts) 2 }}{{ add (mul (index $parts 0 | int) 1000) (index $parts 1 | int) }}{{ else }}0{{ end }}
 {{- end }}
 
 {{- define "se.imagePullPolicy" -}}
