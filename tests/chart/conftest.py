@@ -1,7 +1,9 @@
 """Rendering the chart for tests: the real Helm engine (helm-python-sdk), cached per values set.
 
 Rendering is offline: ``lookup`` returns nothing, so the hook puller always renders and never
-names its PriorityClass (see templates/image-puller/_helpers.tpl).
+names its PriorityClass (see templates/image-puller/_helpers.tpl). Renders are for a fixed
+cluster version (TEST_KUBE_VERSION), not Helm's built-in default, which moves with the SDK and
+sets kube-scheduler's tag.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from manifests import render as chart_render
 VALUES_DIR = Path(chart_render.HERE) / "values"
 RELEASE = "hub-sched"
 NAMESPACE = "jhub"
+#: The API server version tests render for (inside the chart's v1.30-v1.36 range).
+TEST_KUBE_VERSION = "v1.34.2"
 
 #: The values sets the issue asks for, by id; () is the chart's defaults.
 VALUES_SETS: dict[str, tuple[str, ...]] = {
@@ -37,7 +41,12 @@ def values_for(name: str) -> dict[str, Any]:
 def _render_cached(name: str) -> tuple[tuple[str, Obj], ...]:
     return tuple(
         chart_render.documents(
-            chart_render.render(values_for(name), release=RELEASE, namespace=NAMESPACE)
+            chart_render.render(
+                values_for(name),
+                release=RELEASE,
+                namespace=NAMESPACE,
+                kube_version=TEST_KUBE_VERSION,
+            )
         )
     )
 
@@ -49,7 +58,12 @@ def rendered(name: str) -> list[tuple[str, Obj]]:
 
 def render_values(values: dict[str, Any], **kwargs: Any) -> list[tuple[str, Obj]]:
     return chart_render.documents(
-        chart_render.render(values, release=RELEASE, namespace=NAMESPACE, **kwargs)
+        chart_render.render(
+            values,
+            release=RELEASE,
+            namespace=NAMESPACE,
+            **{"kube_version": TEST_KUBE_VERSION, **kwargs},
+        )
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from manifests import render as chart_render
+from tests.chart.conftest import TEST_KUBE_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +126,12 @@ def test_readme_helm_command_renders() -> None:
     assert (ROOT / args["chart"]).resolve() == chart_render.CHART
     values = chart_render.load_values(args["files"], args["sets"])
     docs = chart_render.documents(
-        chart_render.render(values, release=args["release"], namespace=args["namespace"])
+        chart_render.render(
+            values,
+            release=args["release"],
+            namespace=args["namespace"],
+            kube_version=TEST_KUBE_VERSION,
+        )
     )
     image = args["sets"]["image"]["name"]
     ours = [

@@ -19,7 +19,7 @@ from helm_python import HelmRenderError, HelmValuesError
 
 from manifests import render as chart_render
 from scheduler_extender.config import ENV_PREFIX, Settings, load_settings
-from tests.chart.conftest import NAMESPACE, RELEASE, Obj, one, render_values
+from tests.chart.conftest import Obj, one, render_values
 
 SCHEDULER = "hub-sched-scheduler-extender-user-scheduler"
 SCHEMA = json.loads(chart_render.SCHEMA_JSON.read_text())
@@ -87,7 +87,7 @@ def test_check_notices_a_changed_settings_class(
 )  # fmt: skip
 def test_schema_rejects_a_bad_setting(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(HelmValuesError, match=message):
-        chart_render.render(with_settings(settings), release=RELEASE, namespace=NAMESPACE)
+        render_values(with_settings(settings))
 
 
 def example(name: str, prop: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ import yaml
 from helm_python import HelmValuesError
 
 from manifests import render as chart_render
-from tests.chart.conftest import NAMESPACE, RELEASE
+from tests.chart.conftest import NAMESPACE, RELEASE, TEST_KUBE_VERSION, render_values
 
 SCHEMA = json.loads(chart_render.SCHEMA_JSON.read_text())
 DEFAULTS = yaml.safe_load((chart_render.CHART / "values.yaml").read_text())
@@ -95,7 +95,7 @@ def test_every_default_is_in_the_schema() -> None:
 )  # fmt: skip
 def test_schema_rejects(values: dict[str, Any], message: str) -> None:
     with pytest.raises(HelmValuesError, match=message):
-        chart_render.render(values, release=RELEASE, namespace=NAMESPACE)
+        render_values(values)
 
 
 def test_z2jh_sections_are_accepted_as_is() -> None:
@@ -119,10 +119,10 @@ def test_z2jh_sections_are_accepted_as_is() -> None:
                       "continuous": {"enabled": True}, "pullProfileListImages": True,
                       "extraImages": {}},
     }  # fmt: skip
-    assert chart_render.render(z2jh, release=RELEASE, namespace=NAMESPACE)
+    assert render_values(z2jh)
 
 
-def notes(values: dict[str, Any], kube_version: str | None = None) -> str:
+def notes(values: dict[str, Any], kube_version: str = TEST_KUBE_VERSION) -> str:
     out = chart_render.render(
         values, release=RELEASE, namespace=NAMESPACE, kube_version=kube_version
     )
@@ -183,7 +183,11 @@ def test_helm_lint_strict_finds_no_warnings(values_set: str) -> None:
     from tests.chart.conftest import values_for
 
     report = helm_python.lint(
-        str(chart_render.CHART), values_for(values_set), strict=True, namespace=NAMESPACE
+        str(chart_render.CHART),
+        values_for(values_set),
+        strict=True,
+        namespace=NAMESPACE,
+        kube_version=TEST_KUBE_VERSION,
     )
     # Severity 1 is informational ("icon is recommended"); 2 is a warning, 3 an error.
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
