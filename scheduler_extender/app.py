@@ -328,6 +328,13 @@ def create_app(
             openapi_extra=body_doc,
         )
 
+    add_ops_routes(app, state, registry)
+    return app
+
+
+def add_ops_routes(app: FastAPI, state: ClusterState, registry: CollectorRegistry) -> None:
+    """``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus)."""
+
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:
         return "ok"
@@ -343,4 +350,10 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def create_ops_app(state: ClusterState, registry: CollectorRegistry) -> FastAPI:
+    """Health, readiness and metrics only, never the verbs: what ``serve --metrics-port`` exposes
+    to the pod network so Prometheus can scrape while ``bind`` & co. stay on loopback."""
+    app = FastAPI(title="scheduler-extender (metrics)", version=__version__, openapi_url=None)
+    add_ops_routes(app, state, registry)
     return app

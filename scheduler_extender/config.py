@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     def _lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Also serve /metrics, /healthz and /readyz (never the extender verbs) on this "
+        "port, so Prometheus can scrape from the pod network while the verbs stay on `host`.",
+    )
+    metrics_host: str = Field(
+        "0.0.0.0",
+        description="Address for the metrics_port listener.",
+    )
     max_body_bytes: int = Field(
         64 * 1024 * 1024,
         gt=0,

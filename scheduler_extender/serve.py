@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -122,8 +124,6 @@ def main(argv: Sequence[str]) -> int:
         return 2
     state = serving.state
 
-    import uvicorn
-
     from scheduler_extender.app import create_app
 
     app = create_app(settings, state=state, binder=serving.binder, registry=registry)
@@ -146,15 +146,63 @@ def main(argv: Sequence[str]) -> int:
         because = f" ({serving.why})" if serving.why else ""
         print(f"scheduler-extender: serving {state.describe()} on {where}{because}")
         print(example_commands(settings, state), flush=True)
-    try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
+    if settings.metrics_port is not None:
+        print(
+            f"  metrics, health and readiness also on "
+            f"http://{settings.metrics_host}:{settings.metrics_port} (no verbs there)",
+            flush=True,
         )
+    try:
+        run_servers(app, settings, state, registry)
     finally:
         if serving.live is not None:
             serving.live.stop()
     return 0
+
+
+def run_servers(
+    app: Any, settings: Settings, state: ClusterState, registry: CollectorRegistry
+) -> None:
+    """uvicorn for the verbs and, with ``metrics_port``, a second listener for /metrics,
+    /healthz and /readyz in the same event loop.  Only the main server handles signals; when it
+    stops, the metrics listener stops with it."""
+    import uvicorn
+
+    from scheduler_extender.app import create_ops_app
+
+    main = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    if settings.metrics_port is None:
+        uvicorn.Server(main).run()
+        return
+
+    class _Quiet(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    ops = _Quiet(
+        uvicorn.Config(
+            create_ops_app(state, registry),
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+    )
+
+    async def both() -> None:
+        task = asyncio.create_task(ops.serve())
+        try:
+            await uvicorn.Server(main).serve()
+        finally:
+            ops.should_exit = True
+            await task
+
+    with asyncio.Runner(loop_factory=main.get_loop_factory()) as runner:
+        runner.run(both())

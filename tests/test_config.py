@@ -97,11 +97,12 @@ def test_misspelt_environment_settings_refuse_to_start(monkeypatch: pytest.Monke
 def test_service_link_variables_are_not_mistaken_for_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # What the kubelet injects for a Service named "scheduler-extender-metrics".
-    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_SERVICE_HOST", "10.0.0.7")
-    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_SERVICE_PORT", "8888")
-    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_PORT_8888_TCP_ADDR", "10.0.0.7")
-    monkeypatch.setenv("SCHEDULER_EXTENDER_METRICS_PORT", "tcp://10.0.0.7:8888")
+    # What the kubelet injects for a Service named "scheduler-extender-webhook" (the chart turns
+    # service links off; a Service whose variables name a real setting would still collide).
+    monkeypatch.setenv("SCHEDULER_EXTENDER_WEBHOOK_SERVICE_HOST", "10.0.0.7")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_WEBHOOK_SERVICE_PORT", "8888")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_WEBHOOK_PORT_8888_TCP_ADDR", "10.0.0.7")
+    monkeypatch.setenv("SCHEDULER_EXTENDER_WEBHOOK_PORT", "tcp://10.0.0.7:8888")
     assert load_settings([]).port == 8888
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -113,3 +114,42 @@ def test_invalid_settings_exit_2_with_the_field_named() -> None:
     )
     assert result.returncode == 2
     assert "port" in result.stderr
+
+
+def test_metrics_port_serves_metrics_but_never_the_verbs() -> None:
+    port, ops = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port),
+         "--metrics-port", str(ops), "--metrics-host", "127.0.0.1", "--log-level", "warning",
+         "--state-file", str(GOLDEN / "cluster.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", ops, timeout=1)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("metrics listener did not start")
+        status, _ = _post(
+            port, "/prioritize", (GOLDEN / "prioritize_names.request.json").read_bytes()
+        )
+        assert status == 200
+        conn = http.client.HTTPConnection("127.0.0.1", ops, timeout=5)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        assert 'scheduler_extender_requests_total{outcome="ok",verb="prioritize"} 1.0' in metrics
+        for verb in ("prioritize", "bind"):
+            status, _ = _post(ops, f"/{verb}", b"{}")
+            assert status == 404
+    finally:
+        proc.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal: both listeners stop.
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
