@@ -360,6 +360,13 @@ class KubeClient:
             _request_timeout=timeout,
         )
 
+    # --- the image-puller awaiter's call ---
+
+    def get_daemonset(self, namespace: str, name: str, *, timeout: float) -> Obj:
+        return self._json(
+            "read_namespaced_daemon_set", name, namespace, api=self.apps, _request_timeout=timeout
+        )
+
     def get_owner(self, kind: str, namespace: str, name: str, *, timeout: float) -> Obj:
         """The Deployment or ConfigMap that owns the placeholders."""
         if kind == "Deployment":

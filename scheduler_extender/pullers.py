@@ -12,14 +12,15 @@ forever; after ``--pod-scheduling-wait`` seconds such pods are skipped, as the Z
 JupyterHub awaiter does with ``prePuller.hook.podSchedulingWaitDuration``.
 
 Layering: :func:`assess` is a pure function of the DaemonSet and pod JSON (testable with plain
-dicts); :class:`KubeReader` is the one thin wrapper over the ``kubernetes`` client; :func:`wait`
-is the loop with an injected clock. The API is only read (``daemonsets get``, ``pods list``).
+dicts); :class:`KubeReader` sorts the errors of ``kube.KubeClient`` (the project's one wrapper
+over the ``kubernetes`` client, with its config discovery) into "retry" and "give up";
+:func:`wait` is the loop with an injected clock. The API is only read (``daemonsets get``,
+``pods list``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
+
+from scheduler_extender.kube import ApiError, KubeClient, KubeConfigError, connect
 
 #: Where a pod finds its own namespace (ref: kubernetes.io/docs/tasks/run-application/
 #: access-api-from-pod/#directly-accessing-the-rest-api).
@@ -258,46 +259,51 @@ class DaemonSetReader(Protocol):
 
 
 class KubeReader:
-    """Reads a DaemonSet and its pods as plain Kubernetes JSON through the official client."""
+    """Reads a DaemonSet and its pods as plain Kubernetes JSON through ``kube.KubeClient``."""
 
-    def __init__(self, api_client: Any) -> None:
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
+    #: Seconds per API call; pods are listed in pages of this many.
+    TIMEOUT = 30.0
+    PAGE = 500
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
 
     @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json | None:
-        try:
-            # Raw JSON: the same camelCase shape kubectl prints, no model round trip.
-            resp = fn(*args, _preload_content=False, _request_timeout=30, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            if exc.status in (400, 401, 403):
-                raise ApiRefusedError(f"HTTP {exc.status} {exc.reason}: {exc.body!r}") from exc
-            raise ApiUnavailableError(f"HTTP {exc.status} {exc.reason}") from exc
-        except (HTTPError, OSError) as exc:
-            raise ApiUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        data: Json = json.loads(resp.data)
-        return data
+    def _classify(exc: Exception) -> Exception:
+        if isinstance(exc, ApiError):
+            if exc.code in (400, 401, 403):
+                return ApiRefusedError(f"HTTP {exc}")
+            return ApiUnavailableError(f"HTTP {exc}")
+        return ApiUnavailableError(f"{type(exc).__name__}: {exc}")
 
     def read_daemonset(self, namespace: str, name: str) -> Json | None:
-        return self._call(self._apps.read_namespaced_daemon_set, name, namespace)
+        try:
+            return self._kube.get_daemonset(namespace, name, timeout=self.TIMEOUT)
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise self._classify(exc) from exc
+        except (HTTPError, OSError) as exc:
+            raise self._classify(exc) from exc
 
     def list_pods(self, namespace: str, selector: str) -> list[Json]:
-        body = self._call(self._core.list_namespaced_pod, namespace, label_selector=selector)
-        return list((body or {}).get("items") or [])
-
-
-def api_client(kubeconfig: str | None, context: str | None) -> Any:
-    """In-cluster credentials inside a pod, else ``--kubeconfig`` or ``$KUBECONFIG``."""
-    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
-    cfg = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, context=context, client_configuration=cfg
-    )
-    return client.ApiClient(cfg)
+        items: list[Json] = []
+        token = ""
+        try:
+            while True:
+                page = self._kube.list_pods(
+                    namespace,
+                    label_selector=selector,
+                    limit=self.PAGE,
+                    continue_token=token,
+                    timeout=self.TIMEOUT,
+                )
+                items += page.items
+                token = page.continue_token
+                if not token:
+                    return items
+        except (ApiError, HTTPError, OSError) as exc:
+            raise self._classify(exc) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Skip a node whose puller pod has not been scheduled after this many seconds "
         "(default 10; negative: wait for every pod to be scheduled).",
     )
-    parser.add_argument("--kubeconfig", default=None, help="Kubeconfig file (default: in-cluster).")
+    parser.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="Kubeconfig file (default: the in-cluster service account, else $KUBECONFIG, "
+        "else ~/.kube/config).",
+    )
     parser.add_argument("--context", default=None, help="Kubeconfig context.")
     return parser
 
@@ -430,10 +441,20 @@ def main(argv: Sequence[str]) -> int:
         )
         return 2
     try:
-        api = api_client(args.kubeconfig, args.context)
-    except Exception as exc:  # the kubernetes loaders raise several unrelated types
+        kube = connect(
+            kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None, context=args.context
+        )
+    except KubeConfigError as exc:
         print(
             f"scheduler-extender await-images: cannot configure the Kubernetes client: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if kube is None:
+        print(
+            "scheduler-extender await-images: cannot configure the Kubernetes client: no "
+            "cluster config found (not in a pod with a service account token, no --kubeconfig, "
+            "$KUBECONFIG or ~/.kube/config)",
             file=sys.stderr,
         )
         return 2
@@ -444,4 +465,7 @@ def main(argv: Sequence[str]) -> int:
         interval=args.interval,
         scheduling_wait=args.pod_scheduling_wait,
     )
-    return wait(KubeReader(api), opts, sys.stdout)
+    try:
+        return wait(KubeReader(kube), opts, sys.stdout)
+    finally:
+        kube.close()

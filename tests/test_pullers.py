@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from scheduler_extender import kube as kube_module
 from scheduler_extender import pullers
+from scheduler_extender.kube import connect
 from scheduler_extender.pullers import (
     ApiRefusedError,
     ApiUnavailableError,
@@ -520,3 +522,47 @@ def test_namespace_from_service_account_file(
     assert pullers.default_namespace() == "hub-ns"
     monkeypatch.setenv("POD_NAMESPACE", "from-env")
     assert pullers.default_namespace() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("status", "expect"),
+    [
+        pytest.param(404, None, id="not-found-is-none"),
+        pytest.param(403, ApiRefusedError, id="forbidden-gives-up"),
+        pytest.param(401, ApiRefusedError, id="unauthorized-gives-up"),
+        pytest.param(500, ApiUnavailableError, id="server-error-retries"),
+        pytest.param(429, ApiUnavailableError, id="throttled-retries"),
+    ],
+)
+def test_reader_sorts_api_errors_through_the_shared_client(
+    fake_api: tuple[FakeApi, Path], status: int, expect: type[Exception] | None
+) -> None:
+    api, kubeconfig = fake_api
+    api.status_override = status
+    kube = connect(kubeconfig=kubeconfig)
+    assert kube is not None
+    reader = pullers.KubeReader(kube)
+    try:
+        if expect is None:
+            assert reader.read_daemonset("jhub", "hook-image-puller") is None
+        else:
+            with pytest.raises(expect, match=f"HTTP {status}"):
+                reader.read_daemonset("jhub", "hook-image-puller")
+            with pytest.raises(expect, match=f"HTTP {status}"):
+                reader.list_pods("jhub", "app=x")
+    finally:
+        kube.close()
+    assert len(api.requests) == (1 if expect is None else 2)  # one attempt each, no retries
+
+
+def test_main_without_cluster_config_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``KUBERNETES_SERVICE_HOST`` alone is not a pod: without the service account token the
+    shared ``kube.connect`` finds no config, and the awaiter says what it looked for."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setattr(kube_module, "SERVICE_TOKEN", tmp_path / "no-token")
+    assert pullers.main(["--daemonset", "x", "--namespace", "n"]) == 2
+    assert "no cluster config found" in capsys.readouterr().err
