@@ -445,7 +445,7 @@ class LiveState:
             if item.type == "LIST":
                 relisted = True
                 self.listed.add(item.kind)
-            elif self.metrics is not None:
+            elif self.metrics is not None and not item.type.startswith("LIST"):
                 self.metrics.events.labels(item.kind, item.type).inc()
         expired = store.expire(self.clock())
         if expired and self.metrics is not None:

@@ -54,7 +54,9 @@ class Change:
     """One unit of work for the store: a watch event or a whole (re)list of one kind."""
 
     kind: Kind
-    type: str  # ADDED, MODIFIED, DELETED or LIST
+    #: ADDED, MODIFIED, DELETED; or LIST_BEGIN, LIST_PAGE, LIST_ABORT and LIST (the list is
+    #: complete) for a (re)list delivered page by page.
+    type: str
     apply: Callable[[Store], None]
 
 
@@ -168,6 +170,10 @@ def _describe(obj: Any) -> str:
     return f"{name} (uid {meta.get('uid') or '?'})"
 
 
+def _page(kind: Kind, values: list[Node | Pod]) -> Callable[[Store], None]:
+    return lambda store: store.relist_page(kind, values)
+
+
 def _rv(obj: Obj) -> str:
     meta = obj.get("metadata")
     return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
@@ -259,43 +265,52 @@ class Reflector:
 
     def _list(self, reason: str) -> str:
         """All pages, converting each while the next one is being fetched: the API server's
-        time to serve a page overlaps with ours to convert the previous one."""
-        converted: list[Any] = []
-        with ThreadPoolExecutor(1, thread_name_prefix=f"list-{self.kind}") as pool:
-            pending = pool.submit(self._fetch, "")
-            while True:
-                page = pending.result()
-                more = bool(page.continue_token) and not self.stop.is_set()
-                if more:
-                    pending = pool.submit(self._fetch, page.continue_token)
-                for item in page.items:
-                    if self.kind == "pods" and isinstance(item, dict) and is_terminal(item):
-                        continue
-                    value = self._convert(item)
-                    if value is not None:
-                        converted.append(value)
-                if not more:
-                    break
-        if self.kind == "nodes":
-            nodes: list[Node] = converted
-            self.sink(Change("nodes", "LIST", lambda s: s.replace_nodes(nodes)))
-        else:
-            pods: list[Pod] = converted
-            self.sink(Change("pods", "LIST", lambda s: s.replace_pods(pods)))
+        time to serve a page overlaps with ours to convert the previous one.
+
+        Each converted page goes to the store at once (``relist_page``), which keeps the objects
+        it already holds for unchanged items, so a relist never holds a second full copy of the
+        cache; the truth changes only when the last page is in (``end_relist``)."""
+        kind = self.kind
+        self.sink(Change(kind, "LIST_BEGIN", lambda s: s.begin_relist(kind)))
+        count = 0
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix=f"list-{kind}") as pool:
+                pending = pool.submit(self._fetch, "")
+                while True:
+                    page = pending.result()
+                    more = bool(page.continue_token) and not self.stop.is_set()
+                    if more:
+                        pending = pool.submit(self._fetch, page.continue_token)
+                    values = self._convert_page(page)
+                    count += len(values)
+                    self.sink(Change(kind, "LIST_PAGE", _page(kind, values)))
+                    del values  # the store decides which copies live on
+                    if not more:
+                        break
+        except BaseException:
+            self.sink(Change(kind, "LIST_ABORT", lambda s: s.abort_relist(kind)))
+            raise
+        self.sink(Change(kind, "LIST", lambda s: s.end_relist(kind)))
         self.status.relists[reason] = self.status.relists.get(reason, 0) + 1
-        self._on_relist(self.kind, reason)
+        self._on_relist(kind, reason)
         self.status.synced = True
         self.status.alive(self.clock())
         self.status.resource_version = page.resource_version
         self.backoff.reset()
-        log.info(
-            "listed %d %s at resourceVersion %s (%s)",
-            len(converted),
-            self.kind,
-            page.resource_version,
-            reason,
-        )
+        rv = page.resource_version
+        log.info("listed %d %s at resourceVersion %s (%s)", count, kind, rv, reason)
         return page.resource_version
+
+    def _convert_page(self, page: ListPage) -> list[Node | Pod]:
+        values: list[Node | Pod] = []
+        for item in page.items:
+            if self.kind == "pods" and isinstance(item, dict) and is_terminal(item):
+                continue
+            value = self._convert(item)
+            if value is not None:
+                values.append(value)
+        page.items.clear()  # the page's JSON can go before the next page arrives
+        return values
 
     # --- watch ---
 

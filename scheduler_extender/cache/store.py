@@ -60,6 +60,9 @@ class Store:
         self.snapshot = empty_live_snapshot()
         self._dirty_nodes: set[str] = set()
         self._dirty_pods: set[str] = set()
+        #: Relists in progress: name/uid -> the value to hold once the list is complete.
+        self._listed_nodes: dict[str, Node] | None = None
+        self._listed_pods: dict[str, Pod] | None = None
 
     # --- truth: nodes ---
 
@@ -72,9 +75,9 @@ class Store:
         if self.nodes.pop(name, None) is not None:
             self._dirty_nodes.add(name)
 
-    def replace_nodes(self, nodes: Iterable[Node]) -> None:
-        """The complete set of nodes, from a (re)list."""
-        fresh = {n.name: n for n in nodes}
+    def replace_nodes(self, nodes: Iterable[Node] | Mapping[str, Node]) -> None:
+        """The complete set of nodes, from a (re)list (values, or a map by name)."""
+        fresh = nodes if isinstance(nodes, Mapping) else {n.name: n for n in nodes}
         for name in self.nodes.keys() - fresh.keys():
             self.delete_node(name)
         for node in fresh.values():
@@ -112,15 +115,66 @@ class Store:
         if self.assumed.pop(uid, None) is not None:
             self._dirty_pods.add(uid)
 
-    def replace_pods(self, pods: Iterable[Pod]) -> None:
-        """The complete set of non-terminal pods, from a (re)list."""
-        fresh = {p.uid: p for p in pods}
+    def replace_pods(self, pods: Iterable[Pod] | Mapping[str, Pod]) -> None:
+        """The complete set of non-terminal pods, from a (re)list (values, or a map by uid)."""
+        fresh = pods if isinstance(pods, Mapping) else {p.uid: p for p in pods}
         for uid in self.pods.keys() - fresh.keys():
             old = self.pods.pop(uid)
             self._place(uid, old, None)
             self._dirty_pods.add(uid)
         for pod in fresh.values():
             self.upsert_pod(pod)
+
+    # --- relists, page by page ---
+
+    def begin_relist(self, kind: str) -> None:
+        """Start collecting a (re)list of ``kind`` ("nodes" or "pods"); the truth and the
+        snapshot stay as they are until ``end_relist``, so readers never see half a list."""
+        if kind == "nodes":
+            self._listed_nodes = {}
+        else:
+            self._listed_pods = {}
+
+    def relist_page(self, kind: str, values: Iterable[Node | Pod]) -> None:
+        """One page of the list.  A value equal to the one already held is recorded as *that*
+        object, so the page's freshly converted copy is garbage as soon as the page is done:
+        a relist of an unchanged cluster then costs a map of references, not a second copy of
+        every pod (see benchmarks/cache_sync.py, relist)."""
+        if kind == "nodes":
+            nodes = self._listed_nodes if self._listed_nodes is not None else {}
+            self._listed_nodes = nodes
+            for node in values:
+                assert isinstance(node, Node)
+                old_node = self.nodes.get(node.name)
+                nodes[node.name] = old_node if old_node is not None and old_node == node else node
+        else:
+            pods = self._listed_pods if self._listed_pods is not None else {}
+            self._listed_pods = pods
+            for pod in values:
+                assert isinstance(pod, Pod)
+                old_pod = self.pods.get(pod.uid)
+                pods[pod.uid] = old_pod if old_pod is not None and old_pod == pod else pod
+
+    def end_relist(self, kind: str) -> None:
+        """The list is complete: it replaces the truth of ``kind``.  KeyError if none began
+        (or it was aborted): a partial list must never be applied as the whole."""
+        if kind == "nodes":
+            nodes, self._listed_nodes = self._listed_nodes, None
+            if nodes is None:
+                raise KeyError(f"no relist of {kind} in progress")
+            self.replace_nodes(nodes)
+        else:
+            pods, self._listed_pods = self._listed_pods, None
+            if pods is None:
+                raise KeyError(f"no relist of {kind} in progress")
+            self.replace_pods(pods)
+
+    def abort_relist(self, kind: str) -> None:
+        """The list failed part way: forget what it collected."""
+        if kind == "nodes":
+            self._listed_nodes = None
+        else:
+            self._listed_pods = None
 
     # --- assumptions ---
 

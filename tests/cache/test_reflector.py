@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from scheduler_extender.cache.live import LiveState
 from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.reflector import MIN_WATCH_SECONDS, Change, Reflector
-from scheduler_extender.cache.store import snapshot_pods
+from scheduler_extender.cache.store import Store, snapshot_pods
 from scheduler_extender.convert import DEFAULT_PLACEHOLDER_RULE
-from scheduler_extender.kube import KubeClient, ListPage, WatchEvent
+from scheduler_extender.kube import ApiError, KubeClient, ListPage, WatchEvent
 from tests.cache.conftest import FAST, eventually, truth
 from tests.fakeapi import NODES, PODS, FakeApiServer, node_json, pod_json
 
@@ -213,3 +213,63 @@ def test_only_short_empty_watches_count_as_failures(script: Script, short: bool)
         assert len(stop.waits) == 2 and reflector.status.restarts == {"short": 2}
     else:
         assert stop.waits == [] and reflector.status.restarts == {"closed": 2}
+
+
+# --- a relist that fails part way -----------------------------------------------------------
+
+
+def _listed(name: str, node: str = "") -> dict[str, Any]:
+    obj = pod_json(name, node=node)
+    obj["metadata"]["uid"] = f"uid-{name}"
+    return obj
+
+
+class PagedKube(ScriptedKube):
+    """Lists two pages of pods; the second page fails the first time it is asked for."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock, [Script(MIN_WATCH_SECONDS)])
+        self.failed = False
+        self.pages = {
+            "": ListPage([_listed("jupyter-a", "n1"), _listed("jupyter-b")], "9", "next"),
+            "next": ListPage([_listed("jupyter-c", "n1")], "9", ""),
+        }
+
+    def list(self, kind: str, **kwargs: Any) -> ListPage:
+        token = kwargs["continue_token"]
+        if token == "next" and not self.failed:
+            self.failed = True
+            raise ApiError(500, "InternalError", "etcdserver: request timed out")
+        page = self.pages[token]
+        return ListPage(list(page.items), page.resource_version, page.continue_token)
+
+
+def test_a_list_that_fails_part_way_is_dropped_then_retried_whole() -> None:
+    clock = FakeClock()
+    kube = PagedKube(clock)
+    stop = RecordingStop(kube, watches=1)
+    store = Store()
+    seen: list[tuple[str, set[str]]] = []
+
+    def sink(change: Change) -> None:
+        change.apply(store)
+        seen.append((change.type, {p.name for p in store.pods.values()}))
+
+    reflector = Reflector(
+        "pods",
+        kube,  # type: ignore[arg-type]
+        sink,
+        CacheOptions(),
+        rule=DEFAULT_PLACEHOLDER_RULE,
+        clock=clock,
+        rng=random.Random(1),
+        stop=stop,
+    )
+    reflector.run()
+    failed = ["LIST_BEGIN", "LIST_PAGE", "LIST_ABORT"]
+    retried = ["LIST_BEGIN", "LIST_PAGE", "LIST_PAGE", "LIST"]
+    assert [t for t, _ in seen] == failed + retried
+    # Nothing of the failed attempt reached the truth; the retry delivered everything.
+    assert all(names == set() for _, names in seen[:-1])
+    assert seen[-1][1] == {"jupyter-a", "jupyter-b", "jupyter-c"}
+    assert reflector.status.relists == {"initial": 1} and len(stop.waits) == 1

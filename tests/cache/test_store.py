@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from scheduler_extender.cache.store import Store, snapshot_pods
 from scheduler_extender.core.snapshot import build_snapshot
-from scheduler_extender.core.types import Resources
+from scheduler_extender.core.types import Pod, Resources
 from tests.factories import node, pod
 
 N1, N2 = node("n1"), node("n2")
@@ -174,3 +174,66 @@ def test_incremental_publish_equals_rebuild(steps: list[tuple[str, str, object]]
     assert {n: (i.node, dict(i.pods), i.requested) for n, i in got.nodes.items()} == {
         n: (i.node, dict(i.pods), i.requested) for n, i in want.nodes.items()
     }
+
+
+# --- relists arrive page by page ------------------------------------------------------------
+
+
+def _fresh(uid: str, where: str = "", cpu: int = 100) -> Pod:
+    """An equal but distinct object, as converting the same JSON again produces."""
+    return pod(uid, uid=uid, node_name=where, cpu=cpu)
+
+
+def test_paged_relist_keeps_held_objects_and_changes_nothing_until_it_ends() -> None:
+    store = Store()
+    store.replace_nodes([N1])
+    held = {u: _fresh(u, "n1") for u in ("a", "b", "c")}
+    store.replace_pods(held.values())
+    before = store.publish()
+    store.begin_relist("pods")
+    store.relist_page("pods", [_fresh("a", "n1"), _fresh("b", "n1", cpu=300)])
+    assert store.pending == 0 and store.publish() is before  # nothing visible mid-list
+    store.relist_page("pods", [_fresh("d", "n1")])
+    store.end_relist("pods")
+    assert placed(store) == {"n1": {"a", "b", "d"}}
+    assert store.pods["a"] is held["a"]  # unchanged: the copy from the list was dropped
+    assert store.pods["b"].requests.cpu == 300
+
+
+def test_aborted_relist_leaves_the_truth_alone() -> None:
+    store = Store()
+    store.replace_nodes([N1])
+    store.replace_pods([_fresh("a", "n1")])
+    store.publish()
+    store.begin_relist("pods")
+    store.relist_page("pods", [_fresh("b", "n1")])
+    store.abort_relist("pods")
+    assert placed(store) == {"n1": {"a"}}
+    with pytest.raises(KeyError):
+        store.end_relist("pods")  # the aborted list is gone, not applied as if complete
+    assert placed(store) == {"n1": {"a"}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(UIDS), st.sampled_from(["", *NODE_NAMES])), max_size=12),
+    st.lists(st.tuples(st.sampled_from(UIDS), st.sampled_from(["", *NODE_NAMES])), max_size=12),
+    st.integers(1, 5),
+)
+def test_paged_relist_equals_replace_pods(
+    first: list[tuple[str, str]], second: list[tuple[str, str]], page: int
+) -> None:
+    nodes = [node(n) for n in NODE_NAMES]
+    paged, whole = Store(), Store()
+    for store in (paged, whole):
+        store.replace_nodes(nodes)
+        store.replace_pods(_fresh(u, w) for u, w in dict(first).items())
+        store.publish()
+    listed = [_fresh(u, w) for u, w in dict(second).items()]
+    whole.replace_pods(listed)
+    paged.begin_relist("pods")
+    for i in range(0, len(listed), page):
+        paged.relist_page("pods", listed[i : i + page])
+    paged.end_relist("pods")
+    assert placed(paged) == placed(whole)
+    assert paged.pods == whole.pods

@@ -502,6 +502,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake.paused.clear()
             self._send_json(200, {"paused": self.fake.paused.is_set()})
             return
+        if self.path == "/_fake/expire" and method == "POST":
+            # Make every watcher relist: hold their events back, write one node and one pod
+            # change, compact past them and drop the watches, so each resumes from a
+            # resourceVersion that is gone (410 Expired).
+            self.fake.paused.set()
+            try:
+                with store.cond:
+                    node = min(store.objects[NODES], default=None)
+                    pod = min(store.objects[PODS], default=None)
+                for rt, key in ((NODES, node), (PODS, pod)):
+                    if key is not None:
+                        store.patch(rt, *key, {"metadata": {"labels": {"expired": str(store.rv)}}})
+                floor = store.compact()
+                self.fake.cut_watches(partial=False)
+            finally:
+                self.fake.paused.clear()
+            self._send_json(200, {"floor": floor})
+            return
         if self.path == "/_fake/churn" and method == "POST":
             body = self._body()
             count = int(body.get("count", 1000))
