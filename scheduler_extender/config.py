@@ -147,7 +147,8 @@ class Settings(BaseSettings):
     staleness_seconds: float = Field(
         _DEFAULT_CACHE.staleness_seconds,
         gt=0,
-        description="/readyz fails once a watch has been broken this long.",
+        description="/readyz fails (and the verbs answer 503) once a kind has shown no sign of "
+        "life (a list, an event or bookmark, a healthy watch) for this long.",
     )
     assume_ttl_seconds: float = Field(
         _DEFAULT_CACHE.assume_ttl_seconds,
