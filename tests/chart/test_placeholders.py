@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 import yaml
 from helm_python import HelmRenderError, HelmValuesError
+from kubernetes.utils import parse_quantity
 
 from scheduler_extender import cli
+from scheduler_extender.placeholders.config import parse_config
+from scheduler_extender.placeholders.pods import template_pod
 from tests.chart.conftest import Obj, one, render_values, rendered
 
 PREFIX = "hub-sched-scheduler-extender"
@@ -61,7 +64,7 @@ def test_default_pool_from_z2jh_values() -> None:
             {
                 "name": "default",
                 "size": "user",
-                "requests": {"memory": "1G"},  # singleuser.memory.guarantee
+                "requests": {"memory": "1Gi"},  # singleuser.memory.guarantee 1G, as KubeSpawner
                 "nodeSelector": {},
                 "tolerations": [],
                 "affinity": {
@@ -96,6 +99,65 @@ def test_default_pool_from_z2jh_values() -> None:
     }  # fmt: skip
 
 
+def kubespawner_bytes(value: str | int) -> int:
+    """What KubeSpawner puts in the user pod for a memory guarantee: its ByteSpecification
+    trait reads K/M/G/T as powers of 1024 and truncates (jupyterhub/kubespawner traitlets.py)."""
+    if isinstance(value, int):
+        return value
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    return int(float(value[:-1]) * units[value[-1]])
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "expected"),
+    [
+        ("1G", "1Gi"),
+        ("512M", "512Mi"),
+        ("1.5G", "1.5Gi"),
+        ("0.3G", "0.3Gi"),
+        ("800K", "800Ki"),
+        ("2T", "2Ti"),
+        (2147483648, "2147483648"),
+    ],
+    ids=["1G", "512M", "fraction", "fraction-rounds-up", "K", "T", "plain-bytes"],
+)
+def test_memory_guarantee_is_read_as_kubespawner_reads_it(
+    guarantee: str | int, expected: str
+) -> None:
+    """A placeholder must be at least as big as the user who takes its place, and not a byte
+    more: "1G" to Kubernetes is 10^9 bytes, to KubeSpawner 2^30."""
+    config = placeholder_config(render_values({"singleuser": {"memory": {"guarantee": guarantee}}}))
+    (pool,) = config["pools"]
+    assert pool["requests"] == {"memory": expected}
+    placeholder = parse_quantity(pool["requests"]["memory"])
+    user = kubespawner_bytes(guarantee)
+    assert 0 <= placeholder - user < 1, (placeholder, user)
+
+
+def test_quantities_kubernetes_already_reads_as_binary_are_kept() -> None:
+    config = placeholder_config(render_values({"singleuser": {"memory": {"guarantee": "2Gi"}}}))
+    assert config["pools"][0]["requests"] == {"memory": "2Gi"}
+
+
+def test_extended_resource_guarantees_are_requested_by_placeholders() -> None:
+    """z2jh's singleuser.extraResource.guarantees (e.g. a GPU) is part of a user's request: a
+    placeholder without it would hold a slot a GPU user cannot use."""
+    values = {
+        "singleuser": {
+            "cpu": {"guarantee": 0.5},
+            "memory": {"guarantee": "4G"},
+            "extraResource": {"guarantees": {"nvidia.com/gpu": 1}},
+        }
+    }
+    config = placeholder_config(render_values(values))
+    (pool,) = config["pools"]
+    assert pool["requests"] == {"cpu": 0.5, "memory": "4Gi", "nvidia.com/gpu": "1"}
+    controller_config = parse_config(config)
+    requests = template_pod(controller_config, controller_config.pools[0]).requests
+    assert (requests.cpu, requests.memory) == (500, 4 * 1024**3)
+    assert requests.scalar == {"nvidia.com/gpu": 1}
+
+
 def test_explicit_pools_fill_in_user_values() -> None:
     config = placeholder_config(rendered("everything-on"))
     assert set(config) == CONFIG_KEYS
@@ -105,7 +167,7 @@ def test_explicit_pools_fill_in_user_values() -> None:
         assert set(pool) - {"nodeRequests"} == POOL_KEYS
         assert set(pool["count"]) == COUNT_KEYS
         assert pool["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert default["requests"] == {"cpu": 0.05, "memory": "512M"}
+    assert default["requests"] == {"cpu": 0.05, "memory": "512Mi"}
     assert default["tolerations"] == [
         *USER_TOLERATIONS,
         {"effect": "NoSchedule", "key": "example.org/spot", "operator": "Exists"},
@@ -113,7 +175,7 @@ def test_explicit_pools_fill_in_user_values() -> None:
     assert default["nodeSelector"] == {"hub.jupyter.org/node-purpose": "user"}
     assert default["count"]["static"] == 4
     assert evening["size"] == "node"
-    assert evening["requests"] == {"cpu": 0.05, "memory": "512M"}, "one user's guarantee"
+    assert evening["requests"] == {"cpu": 0.05, "memory": "512Mi"}, "one user's guarantee"
     assert evening["nodeRequests"] == {"cpu": "7", "memory": "28Gi"}
     assert config["measureNodeOverhead"] is True
     assert evening["nodeSelector"] == {"cloud.google.com/gke-nodepool": "user-large"}

@@ -159,6 +159,17 @@ nodeAffinity:
 {{- end }}
 {{- end }}
 
+{{- /* A z2jh memory guarantee as the quantity KubeSpawner puts in the user pod. KubeSpawner's
+      ByteSpecification reads K/M/G/T as powers of 1024 (jupyterhub/kubespawner
+      kubespawner/traitlets.py), while Kubernetes reads "1G" as 10^9 bytes: copied verbatim, a
+      placeholder would be 7 % smaller than the user who preempts it and the user might not fit
+      in its place. So "1G" becomes "1Gi"; plain numbers are bytes; anything else is kept. */}}
+{{- define "se.kubespawnerBytes" -}}
+{{- if kindIs "string" . }}
+{{- if regexMatch "^[0-9]*[.]?[0-9]+[KMGT]$" . }}{{ printf "%si" . }}{{ else }}{{ . }}{{ end }}
+{{- else }}{{ int64 . }}{{ end }}
+{{- end }}
+
 {{- define "se.coreAffinity" -}}
 {{- include "se.purposeNodeAffinity" (dict "match" .Values.scheduling.corePods.nodeAffinity.matchNodePurpose "purpose" "core") }}
 {{- end }}

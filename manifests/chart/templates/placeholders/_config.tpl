@@ -14,7 +14,8 @@
 {{- $requests = $up.resources.requests }}
 {{- else }}
 {{- with $su.cpu.guarantee }}{{ $_ := set $requests "cpu" . }}{{ end }}
-{{- with $su.memory.guarantee }}{{ $_ := set $requests "memory" . }}{{ end }}
+{{- with $su.memory.guarantee }}{{ $_ := set $requests "memory" (include "se.kubespawnerBytes" .) }}{{ end }}
+{{- range $name, $value := ($su.extraResource.guarantees | default dict) }}{{ $_ := set $requests $name (toString $value) }}{{ end }}
 {{- end }}
 {{- $userAffinity := include "se.userAffinity" . | fromYaml | default dict }}
 {{- $userTolerations := concat .Values.scheduling.userPods.tolerations $su.extraTolerations | default list }}
