@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -216,6 +216,15 @@ class Settings(BaseSettings):
         -10,
         description="A pod with priority at or below this is a placeholder (null: labels only).",
     )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"metrics_port ({self.metrics_port}) must differ from port: the verbs and the "
+                "metrics listener cannot share a port"
+            )
+        return self
 
     def policy(self) -> PolicyConfig:
         """The core policy these settings describe."""

@@ -7,7 +7,10 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import shlex
+import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -105,12 +108,50 @@ def example_commands(settings: Settings, state: ClusterState) -> str:
     )
 
 
+def listen(host: str, port: int, setting: str) -> socket.socket:
+    """A listening socket, bound before anything starts, so a taken port is one clear error
+    line (naming the setting) instead of a traceback after the live cache has started."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        # create_server appends "(while attempting to bind ...)" to strerror; errno says it all.
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(f"cannot listen on {host}:{port} ({setting}): {why}") from None
+
+
 def main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings(argv)
     except (ValidationError, UnknownSettingError, FileNotFoundError) as exc:
         print(f"scheduler-extender serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    sockets: list[socket.socket] = []
+    try:
+        sockets.append(listen(settings.host, settings.port, "port"))
+        if settings.metrics_port is not None:
+            sockets.append(listen(settings.metrics_host, settings.metrics_port, "metrics_port"))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        print(f"scheduler-extender serve: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as stack:
+        for sock in sockets:
+            stack.enter_context(sock)
+        caught = _serve(settings, sockets)
+    if caught is None:
+        return 2
+    print("scheduler-extender: stopped", file=sys.stderr, flush=True)
+    # uvicorn's convention, kept: after a graceful shutdown on a signal, die of that signal.
+    for sig in caught:
+        signal.raise_signal(sig)
+    return 0
+
+
+def _serve(settings: Settings, sockets: list[socket.socket]) -> list[int] | None:
+    """Serve until a signal; the signals caught (uvicorn's are re-raised by ``main`` only after
+    the live cache has stopped), or None when the state cannot be loaded."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -121,7 +162,7 @@ def main(argv: Sequence[str]) -> int:
         serving = choose_state(settings, registry)
     except (SnapshotFileError, OSError, ValueError, RuntimeError) as exc:
         print(f"scheduler-extender serve: cannot load cluster state: {exc}", file=sys.stderr)
-        return 2
+        return None
     state = serving.state
 
     from scheduler_extender.app import create_app
@@ -153,33 +194,54 @@ def main(argv: Sequence[str]) -> int:
             flush=True,
         )
     try:
-        run_servers(app, settings, state, registry)
+        return run_servers(app, settings, state, registry, sockets)
     finally:
         if serving.live is not None:
             serving.live.stop()
-    return 0
 
 
 def run_servers(
-    app: Any, settings: Settings, state: ClusterState, registry: CollectorRegistry
-) -> None:
-    """uvicorn for the verbs and, with ``metrics_port``, a second listener for /metrics,
-    /healthz and /readyz in the same event loop.  Only the main server handles signals; when it
-    stops, the metrics listener stops with it."""
+    app: Any,
+    settings: Settings,
+    state: ClusterState,
+    registry: CollectorRegistry,
+    sockets: Sequence[socket.socket],
+) -> list[int]:
+    """uvicorn for the verbs on ``sockets[0]`` and, with ``metrics_port``, a second listener
+    for /metrics, /healthz and /readyz on ``sockets[1]`` in the same event loop.  Only the main
+    server handles signals; when it stops, the metrics listener stops with it.  Returns the
+    signals that stopped it, for the caller to re-raise after its own cleanup."""
     import uvicorn
 
     from scheduler_extender.app import create_ops_app
 
-    main = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+    class _Main(uvicorn.Server):
+        """uvicorn's signal handling, except that re-raising the signal is left to the caller
+        (uvicorn re-raises as soon as it has stopped, before the live cache is stopped)."""
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.caught: list[int] = []
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self.caught = list(self._captured_signals)
+                self._captured_signals.clear()
+
+    main = _Main(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
     )
     if settings.metrics_port is None:
-        uvicorn.Server(main).run()
-        return
+        main.run(sockets=[sockets[0]])
+        return main.caught
 
     class _Quiet(uvicorn.Server):
         @contextlib.contextmanager
@@ -197,12 +259,13 @@ def run_servers(
     )
 
     async def both() -> None:
-        task = asyncio.create_task(ops.serve())
+        task = asyncio.create_task(ops.serve(sockets=[sockets[1]]))
         try:
-            await uvicorn.Server(main).serve()
+            await main.serve(sockets=[sockets[0]])
         finally:
             ops.should_exit = True
             await task
 
-    with asyncio.Runner(loop_factory=main.get_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=main.config.get_loop_factory()) as runner:
         runner.run(both())
+    return main.caught

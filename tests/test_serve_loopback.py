@@ -151,5 +151,44 @@ def test_metrics_port_serves_metrics_but_never_the_verbs() -> None:
             assert status == 404
     finally:
         proc.terminate()
-        # uvicorn shuts down gracefully, then re-raises the signal: both listeners stop.
-        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        # uvicorn shuts down gracefully, then the signal is re-raised: both listeners stop.
+        assert proc.wait(timeout=15) == -signal.SIGTERM
+
+
+def _serve_result(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--log-level", "warning",
+         "--state-file", str(GOLDEN / "cluster.yaml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", ["port", "metrics_port"])
+def test_a_port_in_use_is_one_clear_line_naming_the_setting(setting: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        free = str(_free_port())
+        port, ops = (busy, free) if setting == "port" else (free, busy)
+        result = _serve_result(
+            "--port", port, "--metrics-port", ops, "--host", "127.0.0.1",
+            "--metrics-host", "127.0.0.1",
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"scheduler-extender serve: cannot listen on 127.0.0.1:{busy} ({setting}): "
+        "Address already in use"
+    ), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_metrics_port_equal_to_port_is_refused() -> None:
+    port = str(_free_port())
+    result = _serve_result("--port", port, "--metrics-port", port)
+    assert result.returncode == 2
+    assert "metrics_port" in result.stderr and "must differ from port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -118,6 +119,13 @@ def test_serve_command_against_the_fake_cluster(server: FakeApiServer, tmp_path:
         assert status == 200 and sorted(s["Host"] for s in scores) == names
         metrics = probe.get("/metrics")[1]
         assert 'scheduler_extender_cache_synced{kind="pods"} 1.0' in metrics
+        # SIGTERM (what the kubelet sends): a graceful stop that stops the live cache's threads
+        # before the process dies of the signal, as uvicorn's convention has it.
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=20)
+        assert proc.returncode == -signal.SIGTERM
+        assert rest.rstrip().endswith("scheduler-extender: stopped"), rest
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
