@@ -14,9 +14,19 @@ module only observes and applies it:
 
 Writes race with the watch: a pod just created is not in the informer yet, a pod just deleted
 still is.  *Expectations* (as in kube-controller-manager's ReplicaSet controller) bridge the gap:
-created pods count as existing and deleted ones as gone until the watch catches up or a timeout
-passes, so a burst of events never creates duplicates.  A pod is deleted only after checking its
-labels and owner again, with a UID precondition, and with grace period 0.
+created pods count as existing and deleted ones as gone until the watch has caught up with them,
+so a burst of events never creates duplicates.  A create expectation is satisfied by
+*observation*: the watch shows the pod, or the informer's resourceVersion reaches the one the
+create returned (it has then seen every change up to it, so a pod it does not show was deleted
+again).  Time (``expectation_timeout``, 5 minutes) is only the last resort, for
+resourceVersions that are not integers.
+
+Writes need a view that can be trusted: while the placeholder informer is not synced or its
+watch is broken (failing, or silent past its read timeout; the health model of
+``cache.reflector``), reconcile plans but neither creates nor deletes, says so once in the log
+and in ``scheduler_extender_placeholders_view_ok`` / ``..._paused_reconciles_total``.  A pod is
+deleted only after checking its labels and owner again, with a UID precondition, and with grace
+period 0.
 """
 
 from __future__ import annotations
@@ -180,6 +190,39 @@ class Metrics:
         self.reconciles = Counter(
             f"{prefix}_reconciles", "Reconcile passes (as leader).", registry=registry
         )
+        self.view_ok = Gauge(
+            f"{prefix}_view_ok",
+            "1 while the informer is listed and its watch works; 0 while it cannot be trusted.",
+            ["informer"],
+            registry=registry,
+        )
+        self.paused = Counter(
+            f"{prefix}_paused_reconciles",
+            "Reconcile passes that made no writes because the placeholder pods' view was broken.",
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """A pod we created that the informer has not shown yet."""
+
+    pool: str
+    obj: Obj
+    #: The create's resourceVersion as an integer (None when it is not one).
+    resource_version: int | None
+    deadline: float
+
+
+def _rv_int(value: object) -> int | None:
+    """A resourceVersion as an integer, or None.  The API treats them as opaque strings, but
+    every etcd-backed one is etcd's revision, an integer that only grows, and kube-apiserver's
+    own watch cache compares them as such (ref: staging/src/k8s.io/apiserver/pkg/storage/
+    cacher); when one is not an integer the expectation falls back to its timeout."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 class PlaceholderController:
@@ -195,9 +238,10 @@ class PlaceholderController:
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         debounce: float = 0.2,
-        expectation_timeout: float = 30.0,
+        expectation_timeout: float = 300.0,
         request_timeout: float = 10.0,
         watch_timeout: float = 300.0,
+        watch_read_timeout: float = 90.0,
     ) -> None:
         self.config = config
         self.kube = kube
@@ -222,8 +266,10 @@ class PlaceholderController:
             ),
             default=0.0,
         )
-        #: uid -> (pool, pod) created but not yet seen by the watch, with a deadline.
-        self._expect_create: dict[str, tuple[str, Obj, float]] = {}
+        #: uid -> a pod created but not yet seen by the watch.
+        self._expect_create: dict[str, Expectation] = {}
+        #: Why the last reconcile could not write ("" when it could), to log transitions once.
+        self._paused_for = ""
         #: uid -> deadline: deleted by us, not yet gone from the watch.
         self._expect_delete: dict[str, float] = {}
         self._seen_users: dict[str, float] = {}
@@ -263,11 +309,14 @@ class PlaceholderController:
                 label_selector=sel,
                 resource_version=rv,
                 timeout_seconds=t,
-                read_timeout=t + 30,
+                read_timeout=watch_read_timeout,
             ),
             stop=self.stop,
+            kind="pods",
             on_event=self._on_placeholder,
             watch_timeout=watch_timeout,
+            read_timeout=watch_read_timeout,
+            clock=monotonic,
         )
         self.nodes = Informer(
             "nodes",
@@ -275,11 +324,14 @@ class PlaceholderController:
                 "nodes", limit=PAGE, continue_token=token, timeout=request_timeout
             ),
             lambda rv, t: kube.watch(
-                "nodes", resource_version=rv, timeout_seconds=t, read_timeout=t + 30
+                "nodes", resource_version=rv, timeout_seconds=t, read_timeout=watch_read_timeout
             ),
             stop=self.stop,
+            kind="nodes",
             on_event=self._on_node,
             watch_timeout=watch_timeout,
+            read_timeout=watch_read_timeout,
+            clock=monotonic,
         )
         self.users: Informer | None = None
         if adaptive:
@@ -299,11 +351,14 @@ class PlaceholderController:
                     label_selector=users_sel,
                     resource_version=rv,
                     timeout_seconds=t,
-                    read_timeout=t + 30,
+                    read_timeout=watch_read_timeout,
                 ),
                 stop=self.stop,
+                kind="pods",
                 on_event=self._on_user,
                 watch_timeout=watch_timeout,
+                read_timeout=watch_read_timeout,
+                clock=monotonic,
                 transform=_user_stub,
             )
         self._threads: list[threading.Thread] = []
@@ -538,7 +593,8 @@ class PlaceholderController:
         """The pool's pods as reconcile sees them: the informer's, with pods we created and
         the watch has not shown yet added (Pending), and pods we deleted and the watch still
         shows marked terminating."""
-        every = self.placeholders.items()
+        every, listed_rv = self.placeholders.snapshot()
+        view_rv = _rv_int(listed_rv)
         seen = {str((p.get("metadata") or {}).get("uid") or "") for p in every}
         pods = [
             p
@@ -549,11 +605,16 @@ class PlaceholderController:
             for uid, deadline in list(self._expect_delete.items()):
                 if deadline < now or uid not in seen:
                     del self._expect_delete[uid]
-            for uid, (_, _, deadline) in list(self._expect_create.items()):
-                if deadline < now or uid in seen:
+            for uid, expect in list(self._expect_create.items()):
+                caught_up = (
+                    view_rv is not None
+                    and expect.resource_version is not None
+                    and view_rv >= expect.resource_version
+                )
+                if uid in seen or caught_up or expect.deadline < now:
                     del self._expect_create[uid]
             gone = set(self._expect_delete)
-            pending = [obj for p, obj, _ in self._expect_create.values() if p == pool]
+            pending = [e.obj for e in self._expect_create.values() if e.pool == pool]
         out = []
         for obj in pods:
             e = existing(obj, _created(obj))
@@ -570,6 +631,12 @@ class PlaceholderController:
         plans = plan_placeholders([r.spec for r in self.pools.values()], observation)
         done: dict[str, Actions] = {}
         mono = self.monotonic()
+        if not self._view_trusted():
+            for name in self.pools:
+                self.pools[name].plan = plans[name]
+                self._record(name, plans[name])
+            self.metrics.paused.inc()
+            return done
         for name, runtime in self.pools.items():
             plan = plans[name]
             runtime.plan = plan
@@ -586,6 +653,26 @@ class PlaceholderController:
         self.metrics.reconciles.inc()
         return done
 
+    def _view_trusted(self) -> bool:
+        """Whether writes may go ahead: the placeholder informer is listed and its watch has
+        not failed since its last sign of life.  Logs each change once."""
+        now = self.monotonic()
+        for informer in self._informers():
+            self.metrics.view_ok.labels(informer.name).set(1 if informer.healthy(now) else 0)
+        problem = self.placeholders.problem(now)
+        if problem and not self._paused_for:
+            log.warning(
+                "not creating or deleting placeholders while the view of them is broken (%s)",
+                problem,
+            )
+        elif not problem and self._paused_for:
+            log.info("placeholder view works again; reconciling")
+        self._paused_for = problem
+        return not problem
+
+    def _informers(self) -> list[Informer]:
+        return [self.placeholders, self.nodes] + ([self.users] if self.users else [])
+
     def _apply(
         self,
         runtime: PoolRuntime,
@@ -596,7 +683,7 @@ class PlaceholderController:
         pool = runtime.model.name
         ns = self.config.namespace
         for name in actions.delete:
-            if not self.elector.is_leader():
+            if not self.elector.is_leader() or not self.placeholders.healthy():
                 return
             obj = self.placeholders.get(f"{ns}/{name}")
             if obj is None or not is_ours(obj, self.config, pool):
@@ -623,7 +710,7 @@ class PlaceholderController:
         if actions.create and plan.requests is not None:
             body = build_pod(self.config, runtime.model, plan.requests, self._owner)
             for _ in range(actions.create):
-                if not self.elector.is_leader():
+                if not self.elector.is_leader() or not self.placeholders.healthy():
                     return
                 try:
                     made = self.kube.create_pod(ns, body, timeout=self.request_timeout)
@@ -631,11 +718,13 @@ class PlaceholderController:
                     self.metrics.errors.labels("create").inc()
                     log.warning("pool %s: cannot create a placeholder: %s", pool, exc)
                     return
-                uid = str((made.get("metadata") or {}).get("uid") or "")
+                meta = made.get("metadata") or {}
+                uid = str(meta.get("uid") or "")
                 with self._lock:
-                    self._expect_create[uid] = (
+                    self._expect_create[uid] = Expectation(
                         pool,
                         made,
+                        _rv_int(meta.get("resourceVersion")),
                         self.monotonic() + self.expectation_timeout,
                     )
                 self.metrics.created.labels(pool).inc()
@@ -668,12 +757,10 @@ class PlaceholderController:
     # --- lifecycle ---
 
     def synced(self) -> bool:
-        informers = [self.placeholders, self.nodes] + ([self.users] if self.users else [])
-        return all(i.synced.is_set() for i in informers)
+        return all(i.synced.is_set() for i in self._informers())
 
     def start(self) -> PlaceholderController:
-        informers = [self.placeholders, self.nodes] + ([self.users] if self.users else [])
-        for informer in informers:
+        for informer in self._informers():
             informer.start()
         thread = threading.Thread(
             target=self.elector.run, args=(self.stop,), name="leader-election", daemon=True
@@ -702,6 +789,8 @@ class PlaceholderController:
                 continue
             try:
                 self.reconcile()
+                if self._paused_for:
+                    due = min(due, self.monotonic() + 1.0)  # look again soon
             except Exception:
                 self.metrics.errors.labels("reconcile").inc()
                 log.exception("reconcile failed; retrying")

@@ -2,11 +2,22 @@
 
 The extender's cache (``cache.reflector``) converts everything to core values for scoring; the
 controller needs other things (a pod's phase, deletion timestamp and annotations, a node's Ready
-condition and images), for a handful of objects, so it keeps the raw JSON of what it selected.
-The protocol is the same client-go one (ref: client-go tools/cache/reflector.go): a paged,
-consistent list; a watch from the list's resourceVersion with bookmarks; watch again from the
-last resourceVersion when the server ends it; relist after ``410 Expired`` or "too large
-resource version"; exponential backoff with jitter on any other failure.
+condition and images), for a handful of objects, so it keeps the (transformed) JSON of what it
+selected.  The protocol and the health model are the reflector's, shared rather than
+re-invented (ref: client-go tools/cache/reflector.go):
+
+- a paged, consistent list; a watch from the list's resourceVersion with bookmarks; watch again
+  from the last resourceVersion when the server ends it; relist after ``410 Expired`` or "too
+  large resource version"; exponential backoff with jitter (``cache.reflector.Backoff``) on any
+  other failure;
+- a watch that ends before ``MIN_WATCH_SECONDS`` having delivered nothing is a failure, retried
+  with backoff, so a server or proxy that closes every watch at once cannot drive a hot loop;
+- an open watch silent past its read timeout (no event, no bookmark; a real API server sends a
+  bookmark about once a minute) is a hung server: ``WatchSilentError``;
+- ``status`` is a ``cache.reflector.KindStatus``: broken *since the last sign of life* whenever
+  something failed, until a new watch proves itself.  ``healthy()`` is what the controller asks
+  before it writes: a controller whose view of its own pods is broken would take pods it
+  created for pods that never were, and create them again.
 
 ``on_event(type, new, old)`` runs in the informer's thread for every change (``SYNC`` after each
 list, with no objects): keep it short (the controller only records a time and wakes its loop).
@@ -17,12 +28,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from urllib3.exceptions import ReadTimeoutError
 
-from scheduler_extender.cache.reflector import Backoff
-from scheduler_extender.kube import ApiError, ListPage, Obj, WatchStream
+from scheduler_extender.cache.reflector import (
+    MIN_WATCH_SECONDS,
+    Backoff,
+    KindStatus,
+    WatchSilentError,
+)
+from scheduler_extender.kube import ApiError, Kind, ListPage, Obj, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +53,11 @@ def object_key(obj: Obj) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
+def _rv(obj: Obj) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+
+
 class Informer:
     """Keeps ``items`` (key -> object) in step with the API server, in its own thread."""
 
@@ -46,11 +68,14 @@ class Informer:
         watcher: Watcher,
         *,
         stop: threading.Event,
+        kind: Kind = "pods",
         on_event: Handler = lambda kind, new, old: None,
         watch_timeout: float = 300.0,
+        read_timeout: float = 90.0,
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
         transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.name = name
@@ -59,16 +84,23 @@ class Informer:
         self.stop = stop
         self.on_event = on_event
         self.watch_timeout = watch_timeout
+        #: Only for messages: the watcher applies it to its request.
+        self.read_timeout = read_timeout
         self.rng = rng or random.Random()
+        self.clock = clock
         #: Applied to every object before it is stored (keep only what the handler reads).
         self.transform = transform or (lambda obj: obj)
         self.backoff = Backoff(backoff_initial, backoff_max, self.rng)
+        self.status = KindStatus(kind)
         self._items: dict[str, Obj] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
+        #: Every change up to this resourceVersion is in ``items`` (list, event or bookmark).
         self.resource_version = ""
         self.relists = 0
         self.errors = 0
+        #: Watches that ended too soon with nothing delivered (retried with backoff).
+        self.short_watches = 0
         self._stream: WatchStream | None = None
         self._thread: threading.Thread | None = None
 
@@ -78,9 +110,29 @@ class Informer:
         with self._lock:
             return list(self._items.values())
 
+    def snapshot(self) -> tuple[list[Obj], str]:
+        """The items and the resourceVersion they are complete up to, read together."""
+        with self._lock:
+            return list(self._items.values()), self.resource_version
+
     def get(self, key: str) -> Obj | None:
         with self._lock:
             return self._items.get(key)
+
+    def problem(self, now: float | None = None) -> str:
+        """Why this informer's view cannot be trusted now; "" when it can (listed, and the
+        watch has not failed since its last sign of life)."""
+        if not self.synced.is_set():
+            error = self.status.last_error
+            return f"{self.name}: not listed yet" + (f" ({error})" if error else "")
+        stale = self.status.stale_for(self.clock() if now is None else now)
+        if stale is None:
+            return ""
+        error = self.status.last_error
+        return f"{self.name}: watch broken, no sign of life for {stale:.0f}s: {error}"
+
+    def healthy(self, now: float | None = None) -> bool:
+        return not self.problem(now)
 
     # --- list and watch ---
 
@@ -103,6 +155,7 @@ class Informer:
         with self._lock:
             old = self._items
             self._items = fresh
+            self.resource_version = rv
         for key, obj in fresh.items():
             before = old.get(key)
             if before is None:
@@ -113,51 +166,85 @@ class Informer:
             if key not in fresh:
                 self.on_event("DELETED", None, obj)
         self.relists += 1
+        self.status.synced = True
+        self.status.resource_version = rv
+        self.status.alive(self.clock())
         self.synced.set()
         self.on_event("SYNC", None, None)
         self.backoff.reset()
         log.debug("%s: listed %d at resourceVersion %s", self.name, len(fresh), rv)
         return rv
 
-    def _watch(self, rv: str) -> str:
-        """Watch from ``rv`` until the stream ends; "" means relist."""
+    def _apply(self, event_type: str, raw: Obj) -> None:
+        obj = self.transform(raw)
+        key = object_key(obj)
+        rv = _rv(raw)
+        with self._lock:
+            old = self._items.get(key)
+            if event_type == "DELETED":
+                self._items.pop(key, None)
+            else:
+                self._items[key] = obj
+            if rv:
+                self.resource_version = rv
+        if event_type == "DELETED":
+            self.on_event("DELETED", None, old or obj)
+        else:
+            self.on_event(event_type, obj, old)
+
+    def _watch(self, rv: str) -> tuple[str, bool]:
+        """Watch from ``rv`` until the stream ends: the resourceVersion to resume from ("" to
+        relist) and whether the watch was very short (see the module doc)."""
         timeout = max(1, int(self.watch_timeout * (1 + self.rng.random())))
         stream = self.watcher(rv, timeout)
         self._stream = stream
+        if self.stop.is_set():
+            stream.close()
+            return rv, False
+        opened = self.clock()
+        self.status.opened(opened)
+        shortest = min(MIN_WATCH_SECONDS, timeout / 2)
+        delivered = 0
         try:
-            if self.stop.is_set():
-                return rv
             for event in stream:
-                meta = event.object.get("metadata") or {}
+                delivered += 1
+                now = self.clock()
+                self.status.last_event = now
+                self.status.alive(now)
                 if event.type == "BOOKMARK":
-                    rv = str(meta.get("resourceVersion") or rv)
+                    rv = _rv(event.object) or rv
+                    with self._lock:
+                        self.resource_version = rv
+                    self.status.resource_version = rv
+                    self.backoff.reset()
                     continue
                 if event.type == "ERROR":
                     error = ApiError.from_status(event.object)
                     if error.expired or error.too_large_resource_version:
-                        return ""
+                        return "", False
                     raise error
-                obj = self.transform(event.object)
-                key = object_key(obj)
-                with self._lock:
-                    old = self._items.get(key)
-                    if event.type == "DELETED":
-                        self._items.pop(key, None)
-                    elif event.type in ("ADDED", "MODIFIED"):
-                        self._items[key] = obj
-                    else:
-                        continue
-                if event.type == "DELETED":
-                    self.on_event("DELETED", None, old or obj)
-                else:
-                    self.on_event(event.type, obj, old)
-                rv = str(meta.get("resourceVersion") or rv)
-                self.resource_version = rv
+                if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+                    log.warning("%s: ignoring watch event of type %r", self.name, event.type)
+                    continue
+                self._apply(event.type, event.object)
+                rv = _rv(event.object) or rv
+                self.status.resource_version = rv
                 self.backoff.reset()
+        except ReadTimeoutError:
+            raise WatchSilentError(
+                f"watch silent for {self.read_timeout:g}s (no event, bookmark or end)"
+            ) from None
         finally:
             self._stream = None
             stream.close()
-        return rv
+            lasted = self.clock() - opened
+            self.status.closed()
+            if delivered == 0 and lasted >= shortest:
+                self.status.alive(opened + shortest)
+        if delivered == 0 and lasted < shortest:
+            return rv, True
+        self.status.alive(self.clock())
+        return rv, False
 
     def run(self) -> None:
         rv = ""
@@ -165,20 +252,38 @@ class Informer:
             try:
                 if not rv:
                     rv = self._list()
-                    self.resource_version = rv
                     continue
-                rv = self._watch(rv)
-            except ReadTimeoutError:
-                continue  # a silent connection: watch again at once
+                resumed, short = self._watch(rv)
+                if not resumed:
+                    rv = ""
+                    continue
+                rv = resumed
+                if short and not self.stop.is_set():
+                    self.short_watches += 1
+                    self._failed(
+                        f"very short watch: closed after under {MIN_WATCH_SECONDS:g}s with "
+                        "nothing delivered"
+                    )
+            except WatchSilentError as exc:
+                # No backoff: the silence was the wait (as in the reflector).
+                self.status.broken(self.clock(), str(exc))
+                self.errors += 1
+                log.warning("%s: %s; watching again", self.name, exc)
             except Exception as exc:
                 if self.stop.is_set():
                     break
-                self.errors += 1
                 if isinstance(exc, ApiError) and exc.expired:
                     rv = ""
-                delay = self.backoff.next()
-                log.warning("%s: list/watch failed (%s); retrying in %.2fs", self.name, exc, delay)
-                self.stop.wait(delay)
+                self._failed(f"{type(exc).__name__}: {exc}")
+            if rv:
+                rv = self.status.resource_version or rv
+
+    def _failed(self, error: str) -> None:
+        self.errors += 1
+        self.status.broken(self.clock(), error)
+        delay = self.backoff.next()
+        log.warning("%s: list/watch failed (%s); retrying in %.2fs", self.name, error, delay)
+        self.stop.wait(delay)
 
     def start(self) -> Informer:
         thread = threading.Thread(target=self.run, name=f"informer-{self.name}", daemon=True)

@@ -131,16 +131,19 @@ def make_controller(kube: KubeClient) -> Iterator[Factory]:
         start: bool = True,
         **kwargs: Any,
     ) -> PlaceholderController:
+        timing: dict[str, Any] = {
+            "debounce": 0.02,
+            "expectation_timeout": 5.0,
+            "request_timeout": 3.0,
+            "watch_timeout": 5.0,
+            "watch_read_timeout": 5.0,
+        }
         controller = PlaceholderController(
             cfg or config(),
             client or kube,
             identity=identity,
             registry=CollectorRegistry(),
-            debounce=0.02,
-            expectation_timeout=5.0,
-            request_timeout=3.0,
-            watch_timeout=5.0,
-            **kwargs,
+            **(timing | kwargs),
         )
         made.append(controller)
         return controller.start() if start else controller
