@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit serve simulate-all clean manifests
+.PHONY: run test test-lower lint typecheck unit serve simulate-all clean manifests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ manifests: $(VENV)/.installed-dev
 ## test: lint, types, architecture contract and the whole test suite
 test: $(VENV)/.installed-dev lint typecheck unit
 
+## test-lower: the suite against the oldest dependency versions pyproject.toml admits
+## (.ci/lower-bounds.txt), in its own venv, so a floor that stopped working fails CI
+LOWER := .venv-lower
+$(LOWER)/.installed: pyproject.toml .ci/lower-bounds.txt
+	$(PYTHON) -m venv $(LOWER)
+	$(LOWER)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWER)/bin/pip install --quiet -c .ci/lower-bounds.txt -e '.[dev]'
+	touch $@
+
+test-lower: $(LOWER)/.installed
+	$(LOWER)/bin/pytest -q -p no:cacheprovider
+
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,4 +66,4 @@ unit:
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis sim-results
+	rm -rf $(VENV) $(LOWER) .pytest_cache .mypy_cache .ruff_cache .hypothesis sim-results

@@ -221,11 +221,15 @@ def settings_properties() -> dict[str, Any]:
 
 def _inline_refs(node: Any, definitions: Mapping[str, Any]) -> Any:
     """Replace pydantic's ``$ref: #/$defs/X`` by X itself (the values schema has its own
-    ``definitions``); keys next to the ``$ref`` (the field's description) win."""
+    ``definitions``); keys next to the ``$ref`` (the field's description) win. Older pydantic
+    (2.7, our floor) wraps such a ``$ref`` in a one-item ``allOf``; that is unwrapped first."""
     if isinstance(node, list):
         return [_inline_refs(item, definitions) for item in node]
     if not isinstance(node, dict):
         return node
+    all_of = node.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and set(all_of[0]) == {"$ref"}:
+        node = {**{k: v for k, v in node.items() if k != "allOf"}, "$ref": all_of[0]["$ref"]}
     if "$ref" in node:
         target = definitions[node["$ref"].rsplit("/", 1)[1]]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
@@ -277,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)
     if args.check:
-        expected_schema = schema_json()
-        stale = [] if _read(SCHEMA_JSON) == expected_schema else [SCHEMA_JSON]
+        # Compared as JSON, not text: pydantic versions differ in spelling (0 vs 0.0), not meaning.
+        stale = [] if _same_json(_read(SCHEMA_JSON), schema_json()) else [SCHEMA_JSON]
         if not stale and _read(PLAIN_MANIFEST) != plain_manifest():
             stale.append(PLAIN_MANIFEST)
         for path in stale:
@@ -293,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _read(path: Path) -> str | None:
     return path.read_text() if path.is_file() else None
+
+
+def _same_json(text: str | None, expected: str) -> bool:
+    try:
+        return text is not None and json.loads(text) == json.loads(expected)
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

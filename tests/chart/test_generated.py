@@ -38,6 +38,26 @@ def test_check_notices_a_stale_manifest(
     assert "stale: scheduler-extender.yaml (run `make manifests`)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"$ref": "#/$defs/Mode", "default": "a", "description": "d"},
+        {"allOf": [{"$ref": "#/$defs/Mode"}], "default": "a", "description": "d"},
+    ],
+    ids=["pydantic-2.9+", "pydantic-2.7-allOf"],
+)
+def test_enum_fields_inline_the_same_under_every_supported_pydantic(field: dict[str, Any]) -> None:
+    definitions = {"Mode": {"enum": ["a", "b"], "type": "string", "title": "Mode"}}
+    assert chart_render._inline_refs({"properties": {"mode": field}}, definitions) == {
+        "properties": {
+            "mode": {
+                "enum": ["a", "b"], "type": "string", "title": "Mode", "default": "a",
+                "description": "d",
+            }
+        }
+    }  # fmt: skip
+
+
 def test_plain_manifest_has_no_helm_hooks_and_one_namespace() -> None:
     docs = [d for d in yaml.safe_load_all(chart_render.PLAIN_MANIFEST.read_text()) if d]
     assert docs
