@@ -18,6 +18,7 @@ given path, else ``$KUBECONFIG``, else ``~/.kube/config``), with an optional con
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import orjson
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,11 @@ class ApiError(Exception):
         )
 
     @property
+    def network(self) -> bool:
+        """No answer at all: the connection failed, broke or timed out (``NETWORK``)."""
+        return self.reason == NETWORK
+
+    @property
     def expired(self) -> bool:
         """410 Gone/Expired: the resourceVersion or continue token is compacted; relist."""
         return self.code == 410 or self.reason in ("Expired", "Gone")
@@ -85,6 +92,29 @@ class ApiError(Exception):
         return "ResourceVersionTooLarge" in self.causes or self.message.startswith(
             "Too large resource version"
         )
+
+
+#: The ``reason`` of an ``ApiError`` for a call that got no answer (code 0).
+NETWORK = "NetworkError"
+
+
+@contextlib.contextmanager
+def _network_errors() -> Iterator[None]:
+    """Turn a failure to talk to the API server into ``ApiError(0, NETWORK, ...)``.
+
+    With urllib3's retries off, a refused connection, a reset, a response cut short or a timeout
+    surfaces as one of urllib3's ``HTTPError``s (``MaxRetryError``, ``ProtocolError``,
+    ``ReadTimeoutError``...) or a plain ``OSError`` (socket timeouts, ``ConnectionError``).
+    Callers handle ``ApiError`` (and decide by ``code``/``network``); without this they would
+    see a type they do not expect and crash, or misreport.  Streaming a watch is not wrapped:
+    the informers tell a silent watch (``ReadTimeoutError``) from a broken one themselves.
+    """
+    try:
+        yield
+    except (HTTPError, OSError) as exc:
+        raise ApiError(
+            0, NETWORK, f"cannot reach the API server: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +213,8 @@ class KubeClient:
 
     def _call(self, method: str, *args: Any, api: Any = None, **kwargs: Any) -> Any:
         try:
-            return getattr(api or self.core, method)(*args, _preload_content=False, **kwargs)
+            with _network_errors():
+                return getattr(api or self.core, method)(*args, _preload_content=False, **kwargs)
         except ApiException as exc:
             raise _api_error(exc) from None
 
@@ -191,7 +222,8 @@ class KubeClient:
         """Call and decode the JSON body (an object)."""
         response = self._call(method, *args, api=api, **kwargs)
         try:
-            data: Obj = orjson.loads(response.data)
+            with _network_errors():
+                data: Obj = orjson.loads(response.data)
         finally:
             response.release_conn()
         return data
@@ -209,7 +241,8 @@ class KubeClient:
             kwargs["_continue"] = continue_token
         response = self._call(method, **kwargs)
         try:
-            data = orjson.loads(response.data)
+            with _network_errors():
+                data = orjson.loads(response.data)
         finally:
             response.release_conn()
         meta = data.get("metadata") or {}
@@ -236,12 +269,7 @@ class KubeClient:
         return WatchStream(response)
 
     def get_pod(self, namespace: str, name: str, *, timeout: float) -> Obj:
-        response = self._call("read_namespaced_pod", name, namespace, _request_timeout=timeout)
-        try:
-            data: Obj = orjson.loads(response.data)
-        finally:
-            response.release_conn()
-        return data
+        return self._json("read_namespaced_pod", name, namespace, _request_timeout=timeout)
 
     def bind(self, namespace: str, name: str, uid: str, node: str, *, timeout: float) -> None:
         """POST the pod's ``binding`` subresource; the UID makes it a precondition, so a
@@ -254,7 +282,8 @@ class KubeClient:
             "create_namespaced_pod_binding", name, namespace, body, _request_timeout=timeout
         )
         try:
-            response.read()  # drain the Status so the connection can be reused
+            with _network_errors():
+                response.read()  # drain the Status so the connection can be reused
         finally:
             response.release_conn()
 
