@@ -44,6 +44,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -329,6 +330,7 @@ class PlaceholderController:
             stop=self.stop,
             kind="nodes",
             on_event=self._on_node,
+            transform=partial(node_stub, images=any(p.images for p in config.pools)),
             watch_timeout=watch_timeout,
             read_timeout=watch_read_timeout,
             clock=monotonic,
@@ -810,6 +812,34 @@ class PlaceholderController:
             if informer is not None:
                 informer.join(max(0.0, deadline - time.monotonic()))
         self.elector.release()
+
+
+def node_stub(obj: Obj, *, images: bool) -> Obj:
+    """What the controller keeps of a Node: what ``node_from_json``, ``_ready_since`` and (when
+    a pool names images) ``_node_images`` read.  A real Node is tens of KiB of JSON
+    (managedFields, nodeInfo, every condition with its heartbeat, a hundred images); at 5,000
+    nodes the full objects cost hundreds of MiB the controller never looks at.  Heartbeats and
+    resourceVersions are left out too, so a kubelet's status update leaves the stub equal and
+    wakes nothing."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    out_meta = {k: meta[k] for k in ("name", "uid", "labels", "creationTimestamp") if k in meta}
+    out_spec = {k: spec[k] for k in ("taints", "unschedulable") if k in spec}
+    out_status: Obj = {"allocatable": status.get("allocatable") or {}}
+    ready = [
+        {k: c[k] for k in ("type", "status", "lastTransitionTime") if k in c}
+        for c in status.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") == "Ready"
+    ]
+    out_status["conditions"] = ready[:1]
+    if images and status.get("images"):
+        out_status["images"] = [
+            {"names": list(i.get("names") or [])}
+            for i in status.get("images") or []
+            if isinstance(i, dict)
+        ]
+    return {"metadata": out_meta, "spec": out_spec, "status": out_status}
 
 
 def _user_stub(obj: Obj) -> Obj:

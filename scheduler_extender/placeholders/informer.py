@@ -187,6 +187,8 @@ class Informer:
                 self._items[key] = obj
             if rv:
                 self.resource_version = rv
+        if event_type == "MODIFIED" and old == obj:
+            return  # nothing the transform keeps changed (a node's heartbeat)
         if event_type == "DELETED":
             self.on_event("DELETED", None, old or obj)
         else:
