@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scheduler_extender.convert import (
     ConversionError,
@@ -83,6 +83,7 @@ from scheduler_extender.placeholders.config import (
 )
 from scheduler_extender.placeholders.informer import Informer
 from scheduler_extender.placeholders.leader import LeaderElector
+from scheduler_extender.placeholders.ops import OpsServer
 from scheduler_extender.placeholders.pods import (
     POOL_LABEL,
     OwnerRef,
@@ -364,6 +365,8 @@ class PlaceholderController:
                 transform=_user_stub,
             )
         self._threads: list[threading.Thread] = []
+        #: When the reconcile loop last went round (monotonic; None before it started).
+        self.loop_tick: float | None = None
 
     # --- setup ---
 
@@ -780,6 +783,7 @@ class PlaceholderController:
         resync = self.config.resync_seconds
         due = self.monotonic()
         while not self.stop.is_set():
+            self.loop_tick = self.monotonic()
             woke = self.wake.wait(max(0.0, due - self.monotonic()))
             if self.stop.is_set():
                 break
@@ -797,6 +801,33 @@ class PlaceholderController:
                 self.metrics.errors.labels("reconcile").inc()
                 log.exception("reconcile failed; retrying")
                 due = self.monotonic() + min(5.0, resync)
+
+    def liveness(self) -> tuple[bool, str]:
+        """``/healthz``: the loop and the leader election run, and the loop went round within
+        two resync periods plus a minute (the longest a pass may take: its API calls each have
+        a timeout).  API trouble is not a liveness failure: a restart would not fix it."""
+        if self.stop.is_set():
+            return False, "stopping"
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if not self._threads or dead:
+            return False, f"threads not running: {', '.join(dead) or 'not started'}"
+        tick = self.loop_tick
+        limit = 2 * self.config.resync_seconds + 60.0
+        if tick is not None and self.monotonic() - tick > limit:
+            return False, f"reconcile loop stuck for {self.monotonic() - tick:.0f}s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """``/readyz``: every informer has listed once; the body says what is broken now."""
+        now = self.monotonic()
+        unlisted = [i.name for i in self._informers() if not i.synced.is_set()]
+        if unlisted:
+            return False, "not listed yet: " + ", ".join(unlisted)
+        problems = [p for i in self._informers() if (p := i.problem(now))]
+        leader = "leader" if self.elector.is_leader() else "follower"
+        if problems:
+            return True, f"ok ({leader}); writes paused: " + "; ".join(problems)
+        return True, f"ok ({leader})"
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop everything and release the Lease (if held) so the other replica takes over."""
@@ -889,6 +920,11 @@ def parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
     )
     p.add_argument("--check", action="store_true", help="validate the config and exit")
+    p.add_argument(
+        "--ops-address",
+        default="0.0.0.0",  # all interfaces: the kubelet probes the pod IP
+        help="address of the metricsPort server (/metrics, /healthz, /readyz)",
+    )
     return p
 
 
@@ -928,8 +964,25 @@ def main(argv: Sequence[str]) -> int:
     controller = PlaceholderController(
         config, kube, identity=args.identity or default_identity(), registry=registry
     )
+    ops: OpsServer | None = None
     if config.metrics_port:
-        start_http_server(config.metrics_port, registry=registry)
+        try:
+            ops = OpsServer(
+                config.metrics_port,
+                registry,
+                healthz=controller.liveness,
+                readyz=controller.readiness,
+                host=args.ops_address,
+            )
+        except OSError as exc:
+            kube.close()
+            print(
+                f"scheduler-extender placeholders: cannot listen on metricsPort "
+                f"{args.ops_address}:{config.metrics_port}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
+        ops.start()
     done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -948,5 +1001,7 @@ def main(argv: Sequence[str]) -> int:
     controller.start()
     done.wait()
     controller.shutdown()
+    if ops is not None:
+        ops.close()
     kube.close()
     return 0

@@ -208,6 +208,13 @@ def test_controller_deployment() -> None:
     assert deployment["spec"]["replicas"] == 2
     assert spec["serviceAccountName"] == f"{PREFIX}-placeholders"
     assert {e["name"] for e in container["env"]} >= {"POD_NAME", "POD_NAMESPACE"}
+    # The probes hit the controller's ops server (placeholders/ops.py) on the metrics port.
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # Liveness gives up only after a minute of failures, on top of the controller's own limit.
+    live = container["livenessProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] >= 60
 
 
 def test_priority_classes() -> None:

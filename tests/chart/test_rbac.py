@@ -120,15 +120,17 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
         ("coordination.k8s.io", "leases", "get", f"{PREFIX}-user-scheduler"),
         ("coordination.k8s.io", "leases", "update", f"{PREFIX}-user-scheduler"),
     },
+    # Exactly the controller's calls (kube.py list_pods/watch_pods/create_pod/delete_pod,
+    # get_lease/create_lease/replace_lease, get_owner, list/watch nodes): no pods get or patch,
+    # no events, and get/update only on its own Lease.
     f"Role/{PREFIX}-placeholders": {
-        *{("", "pods", v, "") for v in ("get", "list", "watch", "create", "delete", "patch")},
-        *{("coordination.k8s.io", "leases", v, "") for v in ("get", "create", "update")},
+        *{("", "pods", v, "") for v in ("list", "watch", "create", "delete")},
+        ("coordination.k8s.io", "leases", "create", ""),
+        ("coordination.k8s.io", "leases", "get", f"{PREFIX}-placeholders"),
+        ("coordination.k8s.io", "leases", "update", f"{PREFIX}-placeholders"),
         ("apps", "deployments", "get", f"{PREFIX}-placeholders"),
-        ("", "events", "create", ""),
-        ("events.k8s.io", "events", "create", ""),
     },
     f"ClusterRole/{PREFIX}-placeholders-nodes": {
-        ("", "nodes", "get", ""),
         ("", "nodes", "list", ""),
         ("", "nodes", "watch", ""),
         ("", "pods", "list", ""),  # everything-on has a node-sized pool

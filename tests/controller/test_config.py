@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -133,20 +136,34 @@ def test_no_cluster_config_is_a_clear_error(
     assert "no cluster config found" in capsys.readouterr().err
 
 
+def probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def test_the_command_runs_as_a_process_and_releases_its_lease_on_sigterm(
     server: FakeApiServer, tmp_path: Path
 ) -> None:
-    cfg = config().model_dump(by_alias=True, exclude_none=True)
+    with socket.socket() as s:  # a free port for the ops server
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = config(metricsPort=port).model_dump(by_alias=True, exclude_none=True)
     path = write(tmp_path, cfg)
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
     env = {**os.environ, "POD_NAME": "placeholders-0", "SCHEDULER_EXTENDER_LOG_LEVEL": "info"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "scheduler_extender.cli", "placeholders", "--config", str(path),
-         "--kubeconfig", str(kubeconfig)],
+         "--kubeconfig", str(kubeconfig), "--ops-address", "127.0.0.1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         eventually(count_is(server, 3), timeout=20, what="the process to create 3 placeholders")
+        # The probes the chart wires, against the real process.
+        eventually(lambda: probe(port, "/healthz") == (200, "ok\n"), what="/healthz")
+        eventually(lambda: probe(port, "/readyz") == (200, "ok (leader)\n"), what="/readyz")
         holder = server.store.get(LEASES, NS, "hub-placeholders")["spec"]["holderIdentity"]
         assert holder.startswith("placeholders-0_")
         proc.send_signal(signal.SIGTERM)
