@@ -503,12 +503,20 @@ class PlaceholderController:
                     images_ready = max(t for t in times if t is not None)
             with self._lock:
                 overhead = self._overhead.get(node.name)
+            ready = _ready_since(obj)
+            if ready is not None and ready >= node.created:
+                # The learned node-ready time stays within the configured range (I2).
+                count = runtime.model.count
+                ready = min(
+                    max(ready, node.created + count.node_ready_min_seconds),
+                    node.created + count.node_ready_max_seconds,
+                )
             out.append(
                 NodeSample(
                     name=node.name,
                     created=node.created,
                     allocatable=node.allocatable,
-                    ready=_ready_since(obj),
+                    ready=ready,
                     images_ready=images_ready,
                     schedulable=not node.unschedulable,
                     overhead=overhead,

@@ -60,7 +60,11 @@ Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # No NaN or infinity anywhere: ``safety: .nan`` would compare false with every bound and
+    # plan nonsense; ``resyncSeconds: .inf`` would never resync.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class WindowModel(_Model):
@@ -93,6 +97,11 @@ class CountModel(_Model):
     burst_min_arrivals: int = Field(5, ge=1, alias="burstMinArrivals")
     scale_down_delay_seconds: float = Field(600.0, ge=0, alias="scaleDownDelaySeconds")
     node_ready_seconds: float = Field(300.0, ge=0, alias="nodeReadySeconds")
+    #: The learned node-ready time is clamped to this range: a node whose Ready condition
+    #: last changed hours after its creation (it flapped, or was repaired) says nothing about
+    #: how long a new node takes, and one such sample must not plan for hours of arrivals.
+    node_ready_min_seconds: float = Field(30.0, ge=0, alias="nodeReadyMinSeconds")
+    node_ready_max_seconds: float = Field(1800.0, gt=0, alias="nodeReadyMaxSeconds")
     ready_samples: int = Field(10, ge=1, alias="readySamples")
     boot_seconds: float = Field(0.0, ge=0, alias="bootSeconds")
     image_pull_seconds: float = Field(0.0, ge=0, alias="imagePullSeconds")
@@ -101,6 +110,11 @@ class CountModel(_Model):
     def _bounds(self) -> CountModel:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        if self.node_ready_min_seconds > self.node_ready_max_seconds:
+            raise ValueError(
+                f"nodeReadyMinSeconds ({self.node_ready_min_seconds:g}) must be <= "
+                f"nodeReadyMaxSeconds ({self.node_ready_max_seconds:g})"
+            )
         if self.mode == "schedule" and not self.windows:
             raise ValueError("schedule mode needs at least one window")
         return self
@@ -147,7 +161,7 @@ class OwnerModel(_Model):
 
     api_version: Literal["apps/v1", "v1"] = Field("apps/v1", alias="apiVersion")
     kind: Literal["Deployment", "ConfigMap"] = "Deployment"
-    name: str
+    name: str = Field(min_length=1)
 
     @model_validator(mode="after")
     def _pair(self) -> OwnerModel:
@@ -184,9 +198,9 @@ class LeaderElectionModel(_Model):
 class ControllerConfig(_Model):
     namespace: str
     lease_name: str = Field(alias="leaseName")
-    scheduler_name: str = Field("default-scheduler", alias="schedulerName")
+    scheduler_name: str = Field("default-scheduler", min_length=1, alias="schedulerName")
     priority_class_name: str = Field(alias="priorityClassName")
-    image: str = "registry.k8s.io/pause:3.10"
+    image: str = Field("registry.k8s.io/pause:3.10", min_length=1)
     resync_seconds: float = Field(60.0, gt=0, alias="resyncSeconds")
     pools: list[PoolModel] = Field(default_factory=list)
     # --- extensions ---
@@ -203,7 +217,7 @@ class ControllerConfig(_Model):
     #: (needs cluster-wide ``pods list``); off, ``overhead_guess`` is used.
     measure_node_overhead: bool = Field(True, alias="measureNodeOverhead")
 
-    @field_validator("namespace", "lease_name")
+    @field_validator("namespace", "lease_name", "priority_class_name")
     @classmethod
     def _dns(cls, value: str) -> str:
         if not _DNS_SUBDOMAIN.match(value):
