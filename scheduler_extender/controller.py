@@ -56,6 +56,7 @@ from scheduler_extender.convert import (
     node_from_json,
     normalize_image,
     pod_requests,
+    resources_from,
     timestamp,
 )
 from scheduler_extender.core.placeholders import (
@@ -102,6 +103,43 @@ PAGE = 500
 #: Nodes of a node-sized pool whose DaemonSet/static pod overhead is measured per reconcile.
 OVERHEAD_NODES = 3
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+#: Node-sized placeholders that request at most this share less than the plan asks (never
+#: more) are kept: a node's allocatable or DaemonSet overhead moving by a few percent must not
+#: delete and recreate every node-sized placeholder (each a node's worth of spare room).
+NODE_SIZE_TOLERANCE = 0.05
+
+
+def within_tolerance(old: Resources, new: Resources, tolerance: float) -> bool:
+    """``old`` fits in ``new`` and is at most ``tolerance`` (a share) below it, per resource
+    (cpu, memory and every extended resource either names)."""
+    pairs = [(old.cpu, new.cpu), (old.memory, new.memory)]
+    pairs += [(old.scalar.get(k, 0), new.scalar.get(k, 0)) for k in {*old.scalar, *new.scalar}]
+    return all(new_ * (1 - tolerance) <= old_ <= new_ for old_, new_ in pairs)
+
+
+def rolling_actions(desired: int, want_hash: str, pods: Sequence[Existing]) -> Actions:
+    """``reconcile_pool`` for node-sized pools, replacing stale pods one at a time.
+
+    Deleting every stale node-sized placeholder at once frees every node's spare room at once
+    and sends as many replacements Pending (a burst of scale-ups).  Here stale pods keep their
+    slot until replaced: Pending stale ones (they hold nothing) and any surplus go at once, a
+    bound one only when nothing of the pool is terminating and every current pod is bound
+    (the previous replacement has landed)."""
+    live = [p for p in pods if not p.terminating and not p.finished]
+    current = [p for p in live if p.spec_hash == want_hash]
+    stale = sorted(
+        (p for p in live if p.spec_hash != want_hash),
+        key=lambda p: (bool(p.node), p.created, p.name),
+    )
+    if not stale:
+        return reconcile_pool(desired, want_hash, pods)
+    busy = any(p.terminating for p in pods) or any(not p.node for p in current)
+    pending = sum(1 for p in stale if not p.node)
+    surplus = len(current) + len(stale) - desired
+    replace = min(len(stale), max(pending, surplus, 0 if busy else 1))
+    kept = {p.name for p in stale[replace:]}
+    rest = [p for p in pods if p.name not in kept]
+    return reconcile_pool(max(0, desired - len(kept)), want_hash, rest)
 
 
 def _created(obj: Obj) -> float:
@@ -657,7 +695,12 @@ class PlaceholderController:
             if plan.requests is not None:
                 want_hash = spec_hash(pod_spec(self.config, runtime.model, plan.requests))
             pods = self._existing(name, mono)
-            actions = reconcile_pool(plan.desired, want_hash, pods)
+            if runtime.spec.size is SizeMode.NODE and want_hash is not None:
+                assert plan.requests is not None
+                want_hash = self._tolerated_hash(runtime, plan.requests, want_hash, pods)
+                actions = rolling_actions(plan.desired, want_hash, pods)
+            else:
+                actions = reconcile_pool(plan.desired, want_hash, pods)
             if plan.requests is None and plan.desired:
                 log.warning("pool %s: %s", name, plan.reason)
             self._apply(runtime, plan, actions, {p.name: p for p in pods})
@@ -665,6 +708,34 @@ class PlaceholderController:
             self._record(name, plan)
         self.metrics.reconciles.inc()
         return done
+
+    def _tolerated_hash(
+        self, runtime: PoolRuntime, requests: Resources, want: str, pods: Sequence[Existing]
+    ) -> str:
+        """``want``, or the spec hash of existing pods that differ from the plan only by
+        requests within ``NODE_SIZE_TOLERANCE`` below it (those pods stay)."""
+        counts: dict[str, int] = {}
+        for p in pods:
+            if not p.terminating and not p.finished and p.spec_hash != want:
+                counts[p.spec_hash] = counts.get(p.spec_hash, 0) + 1
+        if not counts:
+            return want
+        by_hash = {p.spec_hash: p for p in pods}
+        ns = self.config.namespace
+        for old_hash in sorted(counts, key=lambda h: -counts[h]):
+            obj = self.placeholders.get(f"{ns}/{by_hash[old_hash].name}")
+            containers = ((obj or {}).get("spec") or {}).get("containers") or [{}]
+            try:
+                got = resources_from(
+                    (containers[0].get("resources") or {}).get("requests") or {}, "requests"
+                )
+            except (ConversionError, AttributeError):
+                continue
+            old = Resources(got.cpu, got.memory, 1, got.scalar)
+            same_spec = spec_hash(pod_spec(self.config, runtime.model, old)) == old_hash
+            if same_spec and within_tolerance(old, requests, NODE_SIZE_TOLERANCE):
+                return old_hash
+        return want
 
     def _view_trusted(self) -> bool:
         """Whether writes may go ahead: the placeholder informer is listed and its watch has
