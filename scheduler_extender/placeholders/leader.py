@@ -169,7 +169,10 @@ class LeaderElector:
         old = Record.of(lease)
         self._observe(old)
         mine_now = old.holder == self.identity
-        expired = self.monotonic() >= self.observed_at + self.lease_duration
+        # The holder's own leaseDurationSeconds, as client-go does (observedTime +
+        # LeaseDurationSeconds of the record): a holder configured with a longer lease than ours
+        # must not be taken over early.
+        expired = self.monotonic() >= self.observed_at + (old.duration or self.lease_duration)
         if old.holder and not mine_now and not expired:
             return False  # held by someone else and not expired
         if mine_now:

@@ -162,3 +162,27 @@ def test_micro_time_always_has_six_digits(server: FakeApiServer, kube: KubeClien
 def test_record_round_trip(spec: dict, record: Record) -> None:
     assert Record.of({"spec": spec}) == record
     assert Record.of({"spec": record.spec()}) == record
+
+
+@pytest.mark.parametrize(
+    ("holder_duration", "waited", "taken"),
+    [
+        pytest.param(60, 15.1, False, id="holder-60s-not-expired-after-our-15s"),
+        pytest.param(60, 60.1, True, id="holder-60s-expired-after-60s"),
+        pytest.param(5, 5.1, True, id="holder-5s-expired-after-5s"),
+    ],
+)
+def test_expiry_uses_the_holders_lease_duration(
+    server: FakeApiServer, kube: KubeClient, holder_duration: float, waited: float, taken: bool
+) -> None:
+    """As client-go: observed time + the record's leaseDurationSeconds, not our own."""
+    clock_a, clock_b = Clock(), Clock()
+    a = LeaderElector(
+        kube, NS, "lease", "a", lease_duration=holder_duration, renew_deadline=4,
+        retry_period=1, monotonic=clock_a,
+    )  # fmt: skip
+    b = elector(kube, "b", clock_b)  # our own lease duration: 15 s
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    clock_b.now += waited
+    assert b.try_acquire_or_renew() is taken
