@@ -158,6 +158,19 @@ def test_extended_resource_guarantees_are_requested_by_placeholders() -> None:
     assert requests.scalar == {"nvidia.com/gpu": 1}
 
 
+def test_adaptive_tuning_keys_reach_the_controller() -> None:
+    count = {
+        "mode": "adaptive", "nodeReadySeconds": 240, "nodeReadyMinSeconds": 60,
+        "nodeReadyMaxSeconds": 900, "readySamples": 5, "imagePullSeconds": 90,
+    }  # fmt: skip
+    values = {"scheduling": {"userPlaceholder": {"pools": [{"name": "gpu", "count": count}]}}}
+    config = placeholder_config(render_values(values))
+    (pool,) = config["pools"]
+    assert {k: pool["count"][k] for k in count} == count
+    parsed = parse_config(config).pools[0].count
+    assert (parsed.node_ready_min_seconds, parsed.node_ready_max_seconds) == (60, 900)
+
+
 def test_explicit_pools_fill_in_user_values() -> None:
     config = placeholder_config(rendered("everything-on"))
     assert set(config) == CONFIG_KEYS

@@ -127,6 +127,25 @@ def test_bad_config_names_the_field(data: dict[str, Any], message: str) -> None:
         parse_config(data, "test")
 
 
+def test_time_zones_work_without_the_system_zone_database(tmp_path: Path) -> None:
+    """Slim images may have no /usr/share/zoneinfo; the tzdata package stands in, so a
+    schedule window in Europe/Berlin still validates (a fresh process with an empty TZ path)."""
+    script = (
+        "import os, zoneinfo\n"
+        "from scheduler_extender.placeholders.config import parse_config\n"
+        "assert not any(os.path.isdir(p) for p in zoneinfo.TZPATH), zoneinfo.TZPATH\n"
+        f"cfg = parse_config({{**{BASE!r}, 'timezone': 'Europe/Berlin'}})\n"
+        "print(cfg.timezone)\n"
+    )
+    env = {**os.environ, "PYTHONTZPATH": str(tmp_path / "no-zoneinfo-here")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Europe/Berlin"
+
+
 def test_plain_numbers_are_quantities() -> None:
     cfg = parse_config(with_pool(requests={"cpu": 0.05, "memory": 536870912}))
     req = cfg.pools[0].user_requests()
