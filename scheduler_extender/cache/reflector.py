@@ -422,8 +422,13 @@ class Reflector:
                 self.status.broken(self.clock(), str(exc))
                 self._restarted("idle")
             except ApiError as exc:
-                if exc.expired and not rv:
-                    self.relist_reason = "expired"
+                # A list whose continue token expired, or a watch the server refused outright
+                # (some answer a too-old resourceVersion with 410 rather than an ERROR event):
+                # only a fresh list can help, as in client-go.
+                if exc.expired:
+                    self.relist_reason, rv = "expired", ""
+                elif exc.too_large_resource_version:
+                    self.relist_reason, rv = "too_large_resource_version", ""
                 self._failed(str(exc))
             except Exception as exc:
                 if self.stop.is_set():

@@ -273,3 +273,46 @@ def test_a_list_that_fails_part_way_is_dropped_then_retried_whole() -> None:
     assert all(names == set() for _, names in seen[:-1])
     assert seen[-1][1] == {"jupyter-a", "jupyter-b", "jupyter-c"}
     assert reflector.status.relists == {"initial": 1} and len(stop.waits) == 1
+
+
+# --- a watch refused with 410 ---------------------------------------------------------------
+
+
+class GoneOnceKube(ScriptedKube):
+    """The first watch request itself is answered ``410 Gone`` (some servers and proxies answer
+    a too-old resourceVersion that way instead of with an ERROR event in the stream)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock, [Script(MIN_WATCH_SECONDS)])
+        self.lists = 0
+
+    def list(self, kind: str, **kwargs: Any) -> ListPage:
+        self.lists += 1
+        return super().list(kind, **kwargs)
+
+    def watch(self, kind: str, **kwargs: Any) -> ScriptedStream:
+        if self.watches == 0:
+            self.watches += 1
+            raise ApiError(410, "Expired", "too old resource version: 5 (9)")
+        return super().watch(kind, **kwargs)
+
+
+def test_a_watch_refused_as_expired_relists_instead_of_retrying_the_same_version() -> None:
+    """client-go relists when starting a watch fails with Expired/Gone; retrying the watch from
+    the same resourceVersion would be refused forever."""
+    clock = FakeClock()
+    kube = GoneOnceKube(clock)
+    stop = RecordingStop(kube, watches=3)
+    reflector = Reflector(
+        "pods",
+        kube,  # type: ignore[arg-type]
+        [].append,
+        CacheOptions(),
+        rule=DEFAULT_PLACEHOLDER_RULE,
+        clock=clock,
+        rng=random.Random(1),
+        stop=stop,
+    )
+    reflector.run()
+    assert kube.lists == 2
+    assert reflector.status.relists == {"initial": 1, "expired": 1}
