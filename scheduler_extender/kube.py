@@ -117,11 +117,23 @@ def _network_errors() -> Iterator[None]:
         ) from exc
 
 
+def resource_version(obj: Obj) -> str:
+    """``metadata.resourceVersion`` of an object or a list; "" when it has none."""
+    meta = obj.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ListPage:
     items: list[Obj]
     resource_version: str
     continue_token: str
+
+    @classmethod
+    def of(cls, data: Obj) -> ListPage:
+        """A page from a decoded List response."""
+        meta = data.get("metadata") or {}
+        return cls(data.get("items") or [], resource_version(data), str(meta.get("continue") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +257,7 @@ class KubeClient:
                 data = orjson.loads(response.data)
         finally:
             response.release_conn()
-        meta = data.get("metadata") or {}
-        return ListPage(
-            data.get("items") or [],
-            str(meta.get("resourceVersion") or ""),
-            str(meta.get("continue") or ""),
-        )
+        return ListPage.of(data)
 
     def watch(
         self, kind: Kind, *, resource_version: str, timeout_seconds: int, read_timeout: float
@@ -258,13 +265,28 @@ class KubeClient:
         """A watch from ``resource_version`` with bookmarks.  The server ends it after
         ``timeout_seconds``; a silent connection fails after ``read_timeout``."""
         method = "list_node" if kind == "nodes" else "list_pod_for_all_namespaces"
+        return self._watch(method, resource_version, timeout_seconds, read_timeout)
+
+    def _watch(
+        self,
+        method: str,
+        rv: str,
+        timeout_seconds: int,
+        read_timeout: float,
+        *args: Any,
+        **kwargs: Any,
+    ) -> WatchStream:
+        """A watch with bookmarks: the server ends it after ``timeout_seconds``, a silent
+        connection fails after ``read_timeout`` (connecting may take at most 10 s of it)."""
         response = self._call(
             method,
+            *args,
             watch=True,
-            resource_version=resource_version,
+            resource_version=rv,
             allow_watch_bookmarks=True,
             timeout_seconds=timeout_seconds,
             _request_timeout=(min(10.0, read_timeout), read_timeout),
+            **kwargs,
         )
         return WatchStream(response)
 
@@ -311,12 +333,7 @@ class KubeClient:
             data = self._json("list_pod_for_all_namespaces", **kwargs)
         else:
             data = self._json("list_namespaced_pod", namespace, **kwargs)
-        meta = data.get("metadata") or {}
-        return ListPage(
-            data.get("items") or [],
-            str(meta.get("resourceVersion") or ""),
-            str(meta.get("continue") or ""),
-        )
+        return ListPage.of(data)
 
     def watch_pods(
         self,
@@ -331,17 +348,14 @@ class KubeClient:
         kwargs: dict[str, Any] = {}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        response = self._call(
+        return self._watch(
             "list_namespaced_pod",
+            resource_version,
+            timeout_seconds,
+            read_timeout,
             namespace,
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout_seconds,
-            _request_timeout=(min(10.0, read_timeout), read_timeout),
             **kwargs,
         )
-        return WatchStream(response)
 
     def create_pod(self, namespace: str, body: Obj, *, timeout: float) -> Obj:
         return self._json("create_namespaced_pod", namespace, body, _request_timeout=timeout)

@@ -44,7 +44,15 @@ from scheduler_extender.convert import (
     pod_from_json,
 )
 from scheduler_extender.core.types import Node, Pod
-from scheduler_extender.kube import ApiError, Kind, KubeClient, ListPage, Obj, WatchStream
+from scheduler_extender.kube import (
+    ApiError,
+    Kind,
+    KubeClient,
+    ListPage,
+    Obj,
+    WatchStream,
+    resource_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,12 +182,201 @@ def _page(kind: Kind, values: list[Node | Pod]) -> Callable[[Store], None]:
     return lambda store: store.relist_page(kind, values)
 
 
-def _rv(obj: Obj) -> str:
-    meta = obj.get("metadata")
-    return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+class ListWatch:
+    """The list/watch loop of client-go's reflector for one collection (see the module doc),
+    with its health in ``status``.  Subclasses say how to list (``_list``, which calls
+    ``_listed``), how to open a watch (``_open_watch``) and what an event does (``_event``);
+    the loop, the watch bookkeeping, relists on expiry and backoff are here, once."""
+
+    #: Why the next list happens (a label of the relist count): initial, expired...
+    relist_reason = "initial"
+
+    def __init__(
+        self,
+        label: str,
+        status: KindStatus,
+        *,
+        stop: threading.Event,
+        clock: Callable[[], float],
+        rng: random.Random,
+        watch_timeout: float,
+        read_timeout: float,
+        backoff_initial: float,
+        backoff_max: float,
+    ) -> None:
+        self.label = label
+        self.status = status
+        self.stop = stop
+        self.clock = clock
+        self.rng = rng
+        #: Server-side timeout of a watch; each asks for a random value in [t, 2t).
+        self.watch_timeout = watch_timeout
+        #: Only for messages: ``_open_watch`` applies it to its request.
+        self.read_timeout = read_timeout
+        self.backoff = Backoff(backoff_initial, backoff_max, rng)
+        self._stream: WatchStream | None = None
+
+    # --- what subclasses provide ---
+
+    def _list(self, reason: str) -> str:
+        """List everything, hand it on, call ``_listed``; the resourceVersion to watch from."""
+        raise NotImplementedError
+
+    def _open_watch(self, rv: str, timeout: int) -> WatchStream:
+        raise NotImplementedError
+
+    def _event(self, event_type: str, obj: Obj) -> None:
+        """An ADDED, MODIFIED or DELETED object from the watch."""
+        raise NotImplementedError
+
+    def _bookmark(self, rv: str) -> None:
+        """Everything up to ``rv`` has been delivered."""
+
+    def _restarted(self, reason: str) -> None:
+        self.status.restarts[reason] = self.status.restarts.get(reason, 0) + 1
+
+    # --- shared ---
+
+    def _listed(self, reason: str, rv: str) -> None:
+        """Bookkeeping of a complete list: a sign of life, and the backoff starts over."""
+        self.status.relists[reason] = self.status.relists.get(reason, 0) + 1
+        self.status.synced = True
+        self.status.alive(self.clock())
+        self.status.resource_version = rv
+        self.backoff.reset()
+
+    def _watch(self, rv: str) -> tuple[str, bool]:
+        """Watch from ``rv`` until the stream ends.
+
+        Returns the resourceVersion to resume from ("" when the history is gone and a relist is
+        needed; ``self.relist_reason`` says why) and whether the watch was *very short* (ended
+        before ``MIN_WATCH_SECONDS`` without delivering anything).  Raises ``WatchSilentError``
+        when the open stream stays silent past the read timeout, and whatever the client raises
+        when the watch cannot be opened or breaks.
+        """
+        timeout = max(1, int(self.watch_timeout * (1 + self.rng.random())))
+        stream = self._open_watch(rv, timeout)
+        self._stream = stream
+        if self.stop.is_set():
+            stream.close()
+            return rv, False
+        opened = self.clock()
+        self.status.opened(opened)
+        # A server asked for a very short timeout may legitimately end the watch that soon.
+        shortest = min(MIN_WATCH_SECONDS, timeout / 2)
+        delivered = 0
+        try:
+            for event in stream:
+                delivered += 1
+                now = self.clock()
+                self.status.last_event = now
+                self.status.alive(now)
+                if event.type == "BOOKMARK":
+                    rv = resource_version(event.object) or rv
+                    self._bookmark(rv)
+                    self.status.resource_version = rv
+                    self.backoff.reset()
+                    continue
+                if event.type == "ERROR":
+                    error = ApiError.from_status(event.object)
+                    if error.expired:
+                        self.relist_reason = "expired"
+                        return "", False
+                    if error.too_large_resource_version:
+                        self.relist_reason = "too_large_resource_version"
+                        return "", False
+                    raise error
+                if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+                    log.warning(
+                        "%s: ignoring watch event of unknown type %r", self.label, event.type
+                    )
+                    continue
+                self._event(event.type, event.object)
+                rv = resource_version(event.object) or rv
+                self.status.resource_version = rv
+                self.backoff.reset()
+        except ReadTimeoutError:
+            raise WatchSilentError(
+                f"watch silent for {self.read_timeout:g}s (no event, bookmark or end)"
+            ) from None
+        finally:
+            self._stream = None
+            stream.close()
+            lasted = self.clock() - opened
+            self.status.closed()
+            if delivered == 0 and lasted >= shortest:
+                # Open and answering that long, however it ended, is a sign of life.
+                self.status.alive(opened + shortest)
+        if delivered == 0 and lasted < shortest:
+            return rv, True
+        # The server ended the watch (its timeoutSeconds): it is alive and we are current.
+        self.status.alive(self.clock())
+        return rv, False
+
+    def run(self) -> None:
+        """List, then watch and re-watch until ``stop`` is set."""
+        rv = ""
+        while not self.stop.is_set():
+            try:
+                if not rv:
+                    rv = self._list(self.relist_reason)
+                    continue
+                resumed, short = self._watch(rv)
+                if not resumed:
+                    rv = ""
+                    continue
+                rv = resumed
+                if self.stop.is_set():
+                    break
+                if short:
+                    self._failed(
+                        f"very short watch: closed after under {MIN_WATCH_SECONDS:g}s with "
+                        "nothing delivered",
+                        reason="short",
+                    )
+                else:
+                    self._restarted("closed")
+            except WatchSilentError as exc:
+                # Maybe a quiet cluster on a server that sends no bookmarks, maybe a hung server:
+                # broken since the last sign of life until a new watch proves otherwise.  No
+                # backoff: the silence itself was the wait, and a hung server makes the next
+                # request wait for its read timeout again.
+                self.status.broken(self.clock(), str(exc))
+                self._restarted("idle")
+                log.warning("%s: %s; watching again", self.label, exc)
+            except ApiError as exc:
+                # A list whose continue token expired, or a watch the server refused outright
+                # (some answer a too-old resourceVersion with 410 rather than an ERROR event):
+                # only a fresh list can help, as in client-go.
+                if exc.expired:
+                    self.relist_reason, rv = "expired", ""
+                elif exc.too_large_resource_version:
+                    self.relist_reason, rv = "too_large_resource_version", ""
+                self._failed(str(exc))
+            except Exception as exc:
+                if self.stop.is_set():
+                    break
+                self._failed(f"{type(exc).__name__}: {exc}")
+            # A watch that failed mid-stream resumes after the last event it delivered.
+            if rv:
+                rv = self.status.resource_version or rv
+        log.debug("%s: list/watch stopped", self.label)
+
+    def _failed(self, error: str, reason: str = "error") -> None:
+        self.status.broken(self.clock(), error)
+        self._restarted(reason)
+        delay = self.backoff.next()
+        log.warning("%s: list/watch failed (%s); retrying in %.2fs", self.label, error, delay)
+        self.stop.wait(delay)
+
+    def interrupt(self) -> None:
+        """Unblock a watch read from another thread (used when stopping)."""
+        stream = self._stream
+        if stream is not None:
+            stream.close()
 
 
-class Reflector:
+class Reflector(ListWatch):
     """Keeps one kind in the store through list, watch, relist and backoff."""
 
     def __init__(
@@ -197,20 +394,25 @@ class Reflector:
         on_restart: Callable[[Kind, str], None] = lambda kind, reason: None,
         on_skip: Callable[[Kind], None] = lambda kind: None,
     ) -> None:
+        super().__init__(
+            kind,
+            KindStatus(kind),
+            stop=stop,
+            clock=clock,
+            rng=rng,
+            watch_timeout=options.watch_timeout_seconds,
+            read_timeout=options.watch_read_timeout_seconds,
+            backoff_initial=options.backoff_initial_seconds,
+            backoff_max=options.backoff_max_seconds,
+        )
         self.kind = kind
         self.kube = kube
         self.sink = sink
         self.options = options
         self.rule = rule
-        self.clock = clock
-        self.rng = rng
-        self.stop = stop
-        self.status = KindStatus(kind)
-        self.backoff = Backoff(options.backoff_initial_seconds, options.backoff_max_seconds, rng)
         self._on_relist = on_relist
         self._on_restart = on_restart
         self._on_skip = on_skip
-        self._stream: WatchStream | None = None
 
     # --- conversion ---
 
@@ -291,15 +493,11 @@ class Reflector:
             self.sink(Change(kind, "LIST_ABORT", lambda s: s.abort_relist(kind)))
             raise
         self.sink(Change(kind, "LIST", lambda s: s.end_relist(kind)))
-        self.status.relists[reason] = self.status.relists.get(reason, 0) + 1
-        self._on_relist(kind, reason)
-        self.status.synced = True
-        self.status.alive(self.clock())
-        self.status.resource_version = page.resource_version
-        self.backoff.reset()
         rv = page.resource_version
+        self._listed(reason, rv)
+        self._on_relist(kind, reason)
         log.info("listed %d %s at resourceVersion %s (%s)", count, kind, rv, reason)
-        return page.resource_version
+        return rv
 
     def _convert_page(self, page: ListPage) -> list[Node | Pod]:
         values: list[Node | Pod] = []
@@ -314,144 +512,19 @@ class Reflector:
 
     # --- watch ---
 
-    def _watch(self, rv: str) -> tuple[str, bool]:
-        """Watch from ``rv`` until the stream ends.
-
-        Returns the resourceVersion to resume from ("" when the history is gone and a relist is
-        needed; ``self.relist_reason`` says why) and whether the watch was *very short* (ended
-        before ``MIN_WATCH_SECONDS`` without delivering anything).  Raises ``WatchSilentError``
-        when the open stream stays silent past the read timeout, and whatever the client raises
-        when the watch cannot be opened or breaks.
-        """
-        timeout = max(1, int(self.options.watch_timeout_seconds * (1 + self.rng.random())))
-        stream = self.kube.watch(
+    def _open_watch(self, rv: str, timeout: int) -> WatchStream:
+        return self.kube.watch(
             self.kind,
             resource_version=rv,
             timeout_seconds=timeout,
             read_timeout=self.options.watch_read_timeout_seconds,
         )
-        self._stream = stream
-        if self.stop.is_set():
-            stream.close()
-            return rv, False
-        opened = self.clock()
-        self.status.opened(opened)
-        # A server asked for a very short timeout may legitimately end the watch that soon.
-        shortest = min(MIN_WATCH_SECONDS, timeout / 2)
-        delivered = 0
-        try:
-            for event in stream:
-                delivered += 1
-                now = self.clock()
-                self.status.last_event = now
-                self.status.alive(now)
-                if event.type == "BOOKMARK":
-                    rv = _rv(event.object) or rv
-                    self.status.resource_version = rv
-                    self.backoff.reset()
-                    continue
-                if event.type == "ERROR":
-                    error = ApiError.from_status(event.object)
-                    if error.expired:
-                        self.relist_reason = "expired"
-                        return "", False
-                    if error.too_large_resource_version:
-                        self.relist_reason = "too_large_resource_version"
-                        return "", False
-                    raise error
-                if event.type not in ("ADDED", "MODIFIED", "DELETED"):
-                    log.warning("ignoring %s watch event of unknown type %r", self.kind, event.type)
-                    continue
-                change = self._change(event.type, event.object)
-                if change is not None:
-                    self.sink(change)
-                rv = _rv(event.object) or rv
-                self.status.resource_version = rv
-                self.backoff.reset()
-        except ReadTimeoutError:
-            raise WatchSilentError(
-                f"watch silent for {self.options.watch_read_timeout_seconds:g}s "
-                "(no event, bookmark or end)"
-            ) from None
-        finally:
-            self._stream = None
-            stream.close()
-            lasted = self.clock() - opened
-            self.status.closed()
-            if delivered == 0 and lasted >= shortest:
-                # Open and answering that long, however it ended, is a sign of life.
-                self.status.alive(opened + shortest)
-        if delivered == 0 and lasted < shortest:
-            return rv, True
-        # The server ended the watch (its timeoutSeconds): it is alive and we are current.
-        self.status.alive(self.clock())
-        return rv, False
 
-    # --- the loop ---
-
-    relist_reason = "initial"
-
-    def run(self) -> None:
-        """List, then watch and re-watch until ``stop`` is set."""
-        rv = ""
-        while not self.stop.is_set():
-            try:
-                if not rv:
-                    rv = self._list(self.relist_reason)
-                    continue
-                resumed, short = self._watch(rv)
-                if not resumed:
-                    rv = ""
-                    continue
-                rv = resumed
-                if self.stop.is_set():
-                    break
-                if short:
-                    self._failed(
-                        f"very short watch: closed after under {MIN_WATCH_SECONDS:g}s with "
-                        "nothing delivered",
-                        reason="short",
-                    )
-                else:
-                    self._restarted("closed")
-            except WatchSilentError as exc:
-                # Maybe a quiet cluster on a server that sends no bookmarks, maybe a hung server:
-                # broken since the last sign of life until a new watch proves otherwise.  No
-                # backoff: the silence itself was the wait, and a hung server makes the next
-                # request wait for its read timeout again.
-                self.status.broken(self.clock(), str(exc))
-                self._restarted("idle")
-            except ApiError as exc:
-                # A list whose continue token expired, or a watch the server refused outright
-                # (some answer a too-old resourceVersion with 410 rather than an ERROR event):
-                # only a fresh list can help, as in client-go.
-                if exc.expired:
-                    self.relist_reason, rv = "expired", ""
-                elif exc.too_large_resource_version:
-                    self.relist_reason, rv = "too_large_resource_version", ""
-                self._failed(str(exc))
-            except Exception as exc:
-                if self.stop.is_set():
-                    break
-                self._failed(f"{type(exc).__name__}: {exc}")
-            # A watch that failed mid-stream resumes after the last event it delivered.
-            if rv:
-                rv = self.status.resource_version or rv
-        log.debug("%s reflector stopped", self.kind)
+    def _event(self, event_type: str, obj: Obj) -> None:
+        change = self._change(event_type, obj)
+        if change is not None:
+            self.sink(change)
 
     def _restarted(self, reason: str) -> None:
-        self.status.restarts[reason] = self.status.restarts.get(reason, 0) + 1
+        super()._restarted(reason)
         self._on_restart(self.kind, reason)
-
-    def _failed(self, error: str, reason: str = "error") -> None:
-        self.status.broken(self.clock(), error)
-        self._restarted(reason)
-        delay = self.backoff.next()
-        log.warning("%s list/watch failed (%s); retrying in %.2fs", self.kind, error, delay)
-        self.stop.wait(delay)
-
-    def interrupt(self) -> None:
-        """Unblock a watch read from another thread (used when stopping)."""
-        stream = self._stream
-        if stream is not None:
-            stream.close()

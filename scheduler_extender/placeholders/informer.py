@@ -31,15 +31,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from urllib3.exceptions import ReadTimeoutError
-
-from scheduler_extender.cache.reflector import (
-    MIN_WATCH_SECONDS,
-    Backoff,
-    KindStatus,
-    WatchSilentError,
-)
-from scheduler_extender.kube import ApiError, Kind, ListPage, Obj, WatchStream
+from scheduler_extender.cache.reflector import KindStatus, ListWatch
+from scheduler_extender.kube import Kind, ListPage, Obj, WatchStream, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +46,9 @@ def object_key(obj: Obj) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
-def _rv(obj: Obj) -> str:
-    meta = obj.get("metadata")
-    return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
-
-
-class Informer:
-    """Keeps ``items`` (key -> object) in step with the API server, in its own thread."""
+class Informer(ListWatch):
+    """Keeps ``items`` (key -> object) in step with the API server, in its own thread; the
+    list/watch loop is ``cache.reflector.ListWatch``."""
 
     def __init__(
         self,
@@ -78,31 +67,42 @@ class Informer:
         clock: Callable[[], float] = time.monotonic,
         transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name,
+            KindStatus(kind),
+            stop=stop,
+            clock=clock,
+            rng=rng or random.Random(),
+            watch_timeout=watch_timeout,
+            read_timeout=read_timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
         self.lister = lister
         self.watcher = watcher
-        self.stop = stop
         self.on_event = on_event
-        self.watch_timeout = watch_timeout
-        #: Only for messages: the watcher applies it to its request.
-        self.read_timeout = read_timeout
-        self.rng = rng or random.Random()
-        self.clock = clock
         #: Applied to every object before it is stored (keep only what the handler reads).
         self.transform = transform or (lambda obj: obj)
-        self.backoff = Backoff(backoff_initial, backoff_max, self.rng)
-        self.status = KindStatus(kind)
         self._items: dict[str, Obj] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
         #: Every change up to this resourceVersion is in ``items`` (list, event or bookmark).
         self.resource_version = ""
-        self.relists = 0
-        self.errors = 0
-        #: Watches that ended too soon with nothing delivered (retried with backoff).
-        self.short_watches = 0
-        self._stream: WatchStream | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def errors(self) -> int:
+        """Failed lists and watches so far (a watch the server ended normally is no error)."""
+        return sum(n for reason, n in self.status.restarts.items() if reason != "closed")
+
+    @property
+    def short_watches(self) -> int:
+        """Watches that ended too soon with nothing delivered (retried with backoff)."""
+        return self.status.restarts.get("short", 0)
 
     # --- reading (any thread) ---
 
@@ -145,7 +145,7 @@ class Informer:
             if not token or self.stop.is_set():
                 return
 
-    def _list(self) -> str:
+    def _list(self, reason: str) -> str:
         fresh: dict[str, Obj] = {}
         rv = ""
         for page in self._pages():
@@ -165,20 +165,16 @@ class Informer:
         for key, obj in old.items():
             if key not in fresh:
                 self.on_event("DELETED", None, obj)
-        self.relists += 1
-        self.status.synced = True
-        self.status.resource_version = rv
-        self.status.alive(self.clock())
+        self._listed(reason, rv)
         self.synced.set()
         self.on_event("SYNC", None, None)
-        self.backoff.reset()
         log.debug("%s: listed %d at resourceVersion %s", self.name, len(fresh), rv)
         return rv
 
-    def _apply(self, event_type: str, raw: Obj) -> None:
+    def _event(self, event_type: str, raw: Obj) -> None:
         obj = self.transform(raw)
         key = object_key(obj)
-        rv = _rv(raw)
+        rv = resource_version(raw)
         with self._lock:
             old = self._items.get(key)
             if event_type == "DELETED":
@@ -194,109 +190,18 @@ class Informer:
         else:
             self.on_event(event_type, obj, old)
 
-    def _watch(self, rv: str) -> tuple[str, bool]:
-        """Watch from ``rv`` until the stream ends: the resourceVersion to resume from ("" to
-        relist) and whether the watch was very short (see the module doc)."""
-        timeout = max(1, int(self.watch_timeout * (1 + self.rng.random())))
-        stream = self.watcher(rv, timeout)
-        self._stream = stream
-        if self.stop.is_set():
-            stream.close()
-            return rv, False
-        opened = self.clock()
-        self.status.opened(opened)
-        shortest = min(MIN_WATCH_SECONDS, timeout / 2)
-        delivered = 0
-        try:
-            for event in stream:
-                delivered += 1
-                now = self.clock()
-                self.status.last_event = now
-                self.status.alive(now)
-                if event.type == "BOOKMARK":
-                    rv = _rv(event.object) or rv
-                    with self._lock:
-                        self.resource_version = rv
-                    self.status.resource_version = rv
-                    self.backoff.reset()
-                    continue
-                if event.type == "ERROR":
-                    error = ApiError.from_status(event.object)
-                    if error.expired or error.too_large_resource_version:
-                        return "", False
-                    raise error
-                if event.type not in ("ADDED", "MODIFIED", "DELETED"):
-                    log.warning("%s: ignoring watch event of type %r", self.name, event.type)
-                    continue
-                self._apply(event.type, event.object)
-                rv = _rv(event.object) or rv
-                self.status.resource_version = rv
-                self.backoff.reset()
-        except ReadTimeoutError:
-            raise WatchSilentError(
-                f"watch silent for {self.read_timeout:g}s (no event, bookmark or end)"
-            ) from None
-        finally:
-            self._stream = None
-            stream.close()
-            lasted = self.clock() - opened
-            self.status.closed()
-            if delivered == 0 and lasted >= shortest:
-                self.status.alive(opened + shortest)
-        if delivered == 0 and lasted < shortest:
-            return rv, True
-        self.status.alive(self.clock())
-        return rv, False
+    def _open_watch(self, rv: str, timeout: int) -> WatchStream:
+        return self.watcher(rv, timeout)
 
-    def run(self) -> None:
-        rv = ""
-        while not self.stop.is_set():
-            try:
-                if not rv:
-                    rv = self._list()
-                    continue
-                resumed, short = self._watch(rv)
-                if not resumed:
-                    rv = ""
-                    continue
-                rv = resumed
-                if short and not self.stop.is_set():
-                    self.short_watches += 1
-                    self._failed(
-                        f"very short watch: closed after under {MIN_WATCH_SECONDS:g}s with "
-                        "nothing delivered"
-                    )
-            except WatchSilentError as exc:
-                # No backoff: the silence was the wait (as in the reflector).
-                self.status.broken(self.clock(), str(exc))
-                self.errors += 1
-                log.warning("%s: %s; watching again", self.name, exc)
-            except Exception as exc:
-                if self.stop.is_set():
-                    break
-                if isinstance(exc, ApiError) and exc.expired:
-                    rv = ""
-                self._failed(f"{type(exc).__name__}: {exc}")
-            if rv:
-                rv = self.status.resource_version or rv
-
-    def _failed(self, error: str) -> None:
-        self.errors += 1
-        self.status.broken(self.clock(), error)
-        delay = self.backoff.next()
-        log.warning("%s: list/watch failed (%s); retrying in %.2fs", self.name, error, delay)
-        self.stop.wait(delay)
+    def _bookmark(self, rv: str) -> None:
+        with self._lock:
+            self.resource_version = rv
 
     def start(self) -> Informer:
         thread = threading.Thread(target=self.run, name=f"informer-{self.name}", daemon=True)
         self._thread = thread
         thread.start()
         return self
-
-    def interrupt(self) -> None:
-        stream = self._stream
-        if stream is not None:
-            stream.close()
 
     def join(self, timeout: float) -> None:
         if self._thread is not None:

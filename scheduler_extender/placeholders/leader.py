@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler_extender.kube import ApiError, KubeClient, Obj
+from scheduler_extender.kube import ApiError, KubeClient, Obj, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class LeaderElector:
             new = Record(self.identity, duration, old.acquire_time or now, now, old.transitions)
         else:
             new = Record(self.identity, duration, now, now, old.transitions + 1)
-        rv = str((lease.get("metadata") or {}).get("resourceVersion") or "")
+        rv = resource_version(lease)
         try:
             self.kube.replace_lease(
                 self.namespace, self.name, self._body(new, rv), timeout=self.request_timeout
@@ -258,7 +258,7 @@ class LeaderElector:
             if old.holder != self.identity:
                 return True
             now = micro_time(self.wall())
-            rv = str((lease.get("metadata") or {}).get("resourceVersion") or "")
+            rv = resource_version(lease)
             gone = Record("", 1, now, now, old.transitions)
             self.kube.replace_lease(
                 self.namespace, self.name, self._body(gone, rv), timeout=self.request_timeout
