@@ -82,7 +82,7 @@ from scheduler_extender.placeholders.config import (
     PoolModel,
     load_config,
 )
-from scheduler_extender.placeholders.informer import Informer
+from scheduler_extender.placeholders.informer import Handler, Informer, Transform
 from scheduler_extender.placeholders.leader import LeaderElector
 from scheduler_extender.placeholders.ops import OpsServer
 from scheduler_extender.placeholders.pods import (
@@ -333,30 +333,38 @@ class PlaceholderController:
             wall=wall,
             on_change=self._leadership,
         )
-        sel = selector(config)
-        ns = config.namespace
-        self.placeholders = Informer(
-            "placeholders",
-            lambda token: kube.list_pods(
-                ns,
-                label_selector=sel,
-                limit=PAGE,
-                continue_token=token,
-                timeout=request_timeout,
-            ),
-            lambda rv, t: kube.watch_pods(
-                ns,
-                label_selector=sel,
-                resource_version=rv,
-                timeout_seconds=t,
+
+        def pod_informer(
+            name: str, ns: str, sel: str, on_event: Handler, transform: Transform | None = None
+        ) -> Informer:
+            """An informer of the pods in ``ns`` matching ``sel``."""
+            return Informer(
+                name,
+                lambda token: kube.list_pods(
+                    ns,
+                    label_selector=sel,
+                    limit=PAGE,
+                    continue_token=token,
+                    timeout=request_timeout,
+                ),
+                lambda rv, t: kube.watch_pods(
+                    ns,
+                    label_selector=sel,
+                    resource_version=rv,
+                    timeout_seconds=t,
+                    read_timeout=watch_read_timeout,
+                ),
+                stop=self.stop,
+                kind="pods",
+                on_event=on_event,
+                transform=transform,
+                watch_timeout=watch_timeout,
                 read_timeout=watch_read_timeout,
-            ),
-            stop=self.stop,
-            kind="pods",
-            on_event=self._on_placeholder,
-            watch_timeout=watch_timeout,
-            read_timeout=watch_read_timeout,
-            clock=monotonic,
+                clock=monotonic,
+            )
+
+        self.placeholders = pod_informer(
+            "placeholders", config.namespace, selector(config), self._on_placeholder
         )
         self.nodes = Informer(
             "nodes",
@@ -376,31 +384,12 @@ class PlaceholderController:
         )
         self.users: Informer | None = None
         if adaptive:
-            users_ns = config.users_namespace
-            users_sel = config.users.label_selector
-            self.users = Informer(
+            self.users = pod_informer(
                 "users",
-                lambda token: kube.list_pods(
-                    users_ns,
-                    label_selector=users_sel,
-                    limit=PAGE,
-                    continue_token=token,
-                    timeout=request_timeout,
-                ),
-                lambda rv, t: kube.watch_pods(
-                    users_ns,
-                    label_selector=users_sel,
-                    resource_version=rv,
-                    timeout_seconds=t,
-                    read_timeout=watch_read_timeout,
-                ),
-                stop=self.stop,
-                kind="pods",
-                on_event=self._on_user,
-                watch_timeout=watch_timeout,
-                read_timeout=watch_read_timeout,
-                clock=monotonic,
-                transform=_user_stub,
+                config.users_namespace,
+                config.users.label_selector,
+                self._on_user,
+                _user_stub,
             )
         self._threads: list[threading.Thread] = []
         #: When the reconcile loop last went round (monotonic; None before it started).

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 Lister = Callable[[str], ListPage]  # continue token -> page
 Watcher = Callable[[str, int], WatchStream]  # resourceVersion, timeout seconds -> stream
 Handler = Callable[[str, Obj | None, Obj | None], None]  # type, new, old
+Transform = Callable[[Obj], Obj]
 
 
 def object_key(obj: Obj) -> str:
@@ -65,7 +66,7 @@ class Informer(ListWatch):
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
-        transform: Callable[[Obj], Obj] | None = None,
+        transform: Transform | None = None,
     ) -> None:
         super().__init__(
             name,
