@@ -33,26 +33,40 @@ def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         conn.close()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port),
-         "--state-file", str(GOLDEN / "cluster.yaml"), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
+SERVE = [sys.executable, "-m", "scheduler_extender.cli", "serve"]
+#: The golden state file, quiet logs: what most tests serve.
+GOLDEN_STATE = ["--state-file", str(GOLDEN / "cluster.yaml"), "--log-level", "warning"]
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*SERVE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_ok(port: int, path: str, seconds: float = 30) -> bool:
+    """Poll ``GET path`` until it answers 200; False if it never does."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
+            conn.request("GET", path)
             if conn.getresponse().status == 200:
-                break
+                return True
         except OSError:
             time.sleep(0.1)
-    else:
+    return False
+
+
+def _serve_result(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = _spawn("--port", str(port), *GOLDEN_STATE)
+    if not _wait_ok(port, "/healthz"):
         proc.kill()
         pytest.fail(f"server did not start: {proc.communicate()[0]}")
     yield port, proc
@@ -84,12 +98,7 @@ def test_garbage_then_good_request_on_the_same_server(
 
 def test_startup_says_which_state_it_serves_and_prints_a_curl_example() -> None:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _spawn("--port", str(port))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -105,38 +114,19 @@ def test_startup_says_which_state_it_serves_and_prints_a_curl_example() -> None:
 
 
 def test_invalid_settings_exit_2_with_the_field_named() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _serve_result("--port", "0")
     assert result.returncode == 2
     assert "port" in result.stderr
 
 
 def test_metrics_port_serves_metrics_but_never_the_verbs() -> None:
     port, ops = _free_port(), _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--port", str(port),
-         "--metrics-port", str(ops), "--metrics-host", "127.0.0.1", "--log-level", "warning",
-         "--state-file", str(GOLDEN / "cluster.yaml")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = _spawn(
+        "--port", str(port), "--metrics-port", str(ops), "--metrics-host", "127.0.0.1",
+        *GOLDEN_STATE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", ops, timeout=1)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
+        if not _wait_ok(ops, "/readyz"):
             pytest.fail("metrics listener did not start")
         status, _ = _post(
             port, "/prioritize", (GOLDEN / "prioritize_names.request.json").read_bytes()
@@ -155,17 +145,6 @@ def test_metrics_port_serves_metrics_but_never_the_verbs() -> None:
         assert proc.wait(timeout=15) == -signal.SIGTERM
 
 
-def _serve_result(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--log-level", "warning",
-         "--state-file", str(GOLDEN / "cluster.yaml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("setting", ["port", "metrics_port"])
 def test_a_port_in_use_is_one_clear_line_naming_the_setting(setting: str) -> None:
     with socket.socket() as taken:
@@ -176,7 +155,7 @@ def test_a_port_in_use_is_one_clear_line_naming_the_setting(setting: str) -> Non
         port, ops = (busy, free) if setting == "port" else (free, busy)
         result = _serve_result(
             "--port", port, "--metrics-port", ops, "--host", "127.0.0.1",
-            "--metrics-host", "127.0.0.1",
+            "--metrics-host", "127.0.0.1", *GOLDEN_STATE,
         )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -188,7 +167,7 @@ def test_a_port_in_use_is_one_clear_line_naming_the_setting(setting: str) -> Non
 
 def test_metrics_port_equal_to_port_is_refused() -> None:
     port = str(_free_port())
-    result = _serve_result("--port", port, "--metrics-port", port)
+    result = _serve_result("--port", port, "--metrics-port", port, *GOLDEN_STATE)
     assert result.returncode == 2
     assert "metrics_port" in result.stderr and "must differ from port" in result.stderr
     assert "Traceback" not in result.stderr
