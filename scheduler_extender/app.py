@@ -40,6 +40,7 @@ from scheduler_extender.core.scoring import score_nodes
 from scheduler_extender.core.types import Pod
 from scheduler_extender.metrics import ExtenderMetrics
 from scheduler_extender.state import ClusterState
+from scheduler_extender.validation import describe_validation_error
 from scheduler_extender.wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
@@ -70,16 +71,6 @@ class Binder(Protocol):
 
 class BadRequestError(Exception):
     """Input the extender cannot act on; answered with HTTP 400 and this message."""
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each offending field, e.g. ``NodeNames.3: Input should be a valid
-    string``."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -32,6 +32,7 @@ from pydantic import (
 from scheduler_extender.convert import ConversionError, resources_from
 from scheduler_extender.core.placeholders import WEEKDAYS, Window, make_window
 from scheduler_extender.core.types import Resources
+from scheduler_extender.validation import describe_validation_error
 
 #: A DNS label (RFC 1123), as pool names must be: they go into labels and pod names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -246,22 +247,13 @@ class ControllerConfig(_Model):
         return self.users.namespace or self.namespace
 
 
-def describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def parse_config(data: Any, source: str = "config") -> ControllerConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
         return ControllerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe(exc)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def load_config(path: Path) -> ControllerConfig:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from scheduler_extender.convert import ConversionError, quantity
 from scheduler_extender.core.placeholders import make_window
+from scheduler_extender.validation import describe_validation_error
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -331,22 +332,13 @@ class Scenario(_Model):
         return Image(name=name, pull=self.images.default_pull)
 
 
-def describe_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def scenario_from_data(data: Any, source: str, base_dir: str | None = None) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{source}: expected a mapping at the top level")
     try:
         return Scenario.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        raise ScenarioError(f"{source}: {describe_error(exc)}") from None
+        raise ScenarioError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def builtin_scenarios() -> list[str]:
