@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +163,28 @@ class RecordingStop(threading.Event):
         return self.is_set()
 
 
+def _run_reflector(
+    kube: ScriptedKube,
+    stop: RecordingStop,
+    sink: Callable[[Change], None] = lambda change: None,
+    options: CacheOptions | None = None,
+    seed: int = 1,
+) -> Reflector:
+    """Run a pods reflector on ``kube``'s fake clock until ``stop`` says so."""
+    reflector = Reflector(
+        "pods",
+        kube,  # type: ignore[arg-type]
+        sink,
+        options or CacheOptions(),
+        rule=DEFAULT_PLACEHOLDER_RULE,
+        clock=kube.clock,
+        rng=random.Random(seed),
+        stop=stop,
+    )
+    reflector.run()
+    return reflector
+
+
 BOOKMARK = WatchEvent("BOOKMARK", {"kind": "Pod", "metadata": {"resourceVersion": "6"}})
 
 
@@ -172,17 +194,7 @@ def _run(scripts: list[Script], watches: int) -> tuple[Reflector, RecordingStop]
     stop = RecordingStop(kube, watches)
     options = CacheOptions(backoff_initial_seconds=0.8, backoff_max_seconds=30.0)
     sunk: list[Change] = []
-    reflector = Reflector(
-        "pods",
-        kube,  # type: ignore[arg-type]
-        sunk.append,
-        options,
-        rule=DEFAULT_PLACEHOLDER_RULE,
-        clock=clock,
-        rng=random.Random(7),
-        stop=stop,
-    )
-    reflector.run()
+    reflector = _run_reflector(kube, stop, sunk.append, options, seed=7)
     return reflector, stop
 
 
@@ -245,8 +257,7 @@ class PagedKube(ScriptedKube):
 
 
 def test_a_list_that_fails_part_way_is_dropped_then_retried_whole() -> None:
-    clock = FakeClock()
-    kube = PagedKube(clock)
+    kube = PagedKube(FakeClock())
     stop = RecordingStop(kube, watches=1)
     store = Store()
     seen: list[tuple[str, set[str]]] = []
@@ -255,17 +266,7 @@ def test_a_list_that_fails_part_way_is_dropped_then_retried_whole() -> None:
         change.apply(store)
         seen.append((change.type, {p.name for p in store.pods.values()}))
 
-    reflector = Reflector(
-        "pods",
-        kube,  # type: ignore[arg-type]
-        sink,
-        CacheOptions(),
-        rule=DEFAULT_PLACEHOLDER_RULE,
-        clock=clock,
-        rng=random.Random(1),
-        stop=stop,
-    )
-    reflector.run()
+    reflector = _run_reflector(kube, stop, sink)
     failed = ["LIST_BEGIN", "LIST_PAGE", "LIST_ABORT"]
     retried = ["LIST_BEGIN", "LIST_PAGE", "LIST_PAGE", "LIST"]
     assert [t for t, _ in seen] == failed + retried
@@ -300,19 +301,8 @@ class GoneOnceKube(ScriptedKube):
 def test_a_watch_refused_as_expired_relists_instead_of_retrying_the_same_version() -> None:
     """client-go relists when starting a watch fails with Expired/Gone; retrying the watch from
     the same resourceVersion would be refused forever."""
-    clock = FakeClock()
-    kube = GoneOnceKube(clock)
+    kube = GoneOnceKube(FakeClock())
     stop = RecordingStop(kube, watches=3)
-    reflector = Reflector(
-        "pods",
-        kube,  # type: ignore[arg-type]
-        [].append,
-        CacheOptions(),
-        rule=DEFAULT_PLACEHOLDER_RULE,
-        clock=clock,
-        rng=random.Random(1),
-        stop=stop,
-    )
-    reflector.run()
+    reflector = _run_reflector(kube, stop)
     assert kube.lists == 2
     assert reflector.status.relists == {"initial": 1, "expired": 1}
