@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scheduler_extender.cache.live import LiveState
 from scheduler_extender.cache.options import CacheOptions
-from scheduler_extender.convert import pod_from_json
-from scheduler_extender.kube import KubeClient, connect
-from scheduler_extender.serve import SWITCH_INTERVAL
+from scheduler_extender.extender.serve import SWITCH_INTERVAL
+from scheduler_extender.kube.client import KubeClient, connect
+from scheduler_extender.kube.convert import pod_from_json
 
 GIB = 1024**3
 
@@ -154,8 +154,8 @@ def serve_app(state: LiveState) -> tuple[int, Any]:
 
     import uvicorn
 
-    from scheduler_extender.app import create_app
-    from scheduler_extender.config import Settings
+    from scheduler_extender.extender.app import create_app
+    from scheduler_extender.extender.settings import Settings
 
     app = create_app(Settings(), state=state, registry=CollectorRegistry())
     sock = socket.socket()

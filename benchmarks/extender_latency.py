@@ -91,9 +91,9 @@ def node_object(i: int) -> dict[str, Any]:
 
 def build_snapshot(nodes: int) -> Any:
     """The server's state: N nodes, ~30 user pods each (core values, built directly)."""
-    from scheduler_extender.convert import node_from_json
     from scheduler_extender.core.snapshot import build_snapshot as build
     from scheduler_extender.core.types import Pod, Resources
+    from scheduler_extender.kube.convert import node_from_json
 
     core_nodes = [node_from_json(node_object(i)) for i in range(nodes)]
     pods = []
@@ -118,9 +118,9 @@ def build_snapshot(nodes: int) -> Any:
 def serve(nodes: int, port: int, freeze: bool) -> None:
     import uvicorn
 
-    from scheduler_extender.app import create_app
-    from scheduler_extender.config import Settings
-    from scheduler_extender.state import StaticState
+    from scheduler_extender.extender.app import create_app
+    from scheduler_extender.extender.settings import Settings
+    from scheduler_extender.extender.state import StaticState
 
     state = StaticState(build_snapshot(nodes), f"synthetic {nodes} nodes")
     app = create_app(Settings(max_body_bytes=1 << 30), state=state)
@@ -182,12 +182,12 @@ def pct(values: list[float], q: float) -> float:
 
 def in_process(nodes: int, count: int) -> dict[str, float]:
     """Median ms of the core alone and of the whole handler (no HTTP), names mode."""
-    from scheduler_extender.app import create_app
-    from scheduler_extender.config import Settings
-    from scheduler_extender.convert import pod_from_json
     from scheduler_extender.core.policy import PolicyConfig
     from scheduler_extender.core.scoring import score_nodes
-    from scheduler_extender.state import StaticState
+    from scheduler_extender.extender.app import create_app
+    from scheduler_extender.extender.settings import Settings
+    from scheduler_extender.extender.state import StaticState
+    from scheduler_extender.kube.convert import pod_from_json
 
     snap = build_snapshot(nodes)
     names = [node_name(i) for i in range(nodes)]

@@ -11,10 +11,10 @@ coalescing are exactly ``helm template``'s, offline.
 
 The chart is built from its own files, with one exception: the schema of
 ``scheduling.userScheduler.extender.settings`` (the extender's ``SCHEDULER_EXTENDER_<FIELD>``
-variables) is generated from ``scheduler_extender.config.Settings``, every field with its type,
-bounds and description and no other key, so a misspelled or removed setting fails ``helm
-install`` instead of being ignored, and the list cannot drift from the code (``--check`` sees a
-changed field).
+variables) is generated from ``scheduler_extender.extender.settings.Settings``, every field
+with its type, bounds and description and no other key, so a misspelled or removed setting fails
+``helm install`` instead of being ignored, and the list cannot drift from the code (``--check``
+sees a changed field).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import helm_python as helm
 import yaml
 from helm_python import _native as helm_native
 
-from scheduler_extender.config import Settings
+from scheduler_extender.extender.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 CHART = HERE / "chart"
@@ -198,7 +198,7 @@ def plain_manifest() -> str:
 
 #: The key that marks, in values.schema.yaml, an object whose properties come from a class.
 GENERATED_MARKER = "x-generated-from"
-SETTINGS_CLASS = "scheduler_extender.config.Settings"
+SETTINGS_CLASS = "scheduler_extender.extender.settings.Settings"
 
 #: JSON-schema keywords kept from pydantic's schema of a field (``title`` and ``format: path``
 #: are noise in a values schema; ``default`` documents).

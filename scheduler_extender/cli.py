@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 #: and returns a process exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": (
-        "scheduler_extender.serve",
+        "scheduler_extender.extender.serve",
         "main",
         "Run the extender HTTP service (live cluster, a snapshot file, or the embedded demo).",
     ),
@@ -24,17 +24,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Simulate a hub day/week under several scheduling policies and compare them.",
     ),
     "plan": (
-        "scheduler_extender.planner",
+        "scheduler_extender.planner.plan",
         "main",
         "Users per node and memory-overcommit risk for a node type and guarantee/limit pair.",
     ),
     "placeholders": (
-        "scheduler_extender.controller",
+        "scheduler_extender.placeholders.controller",
         "main",
         "Run the placeholder controller (keeps low-priority pods as spare capacity).",
     ),
     "await-images": (
-        "scheduler_extender.pullers",
+        "scheduler_extender.pullers.awaiter",
         "main",
         "Wait until the image-puller DaemonSet is ready on every node (Helm hook).",
     ),

@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from scheduler_extender.app import BIND_DISABLED, create_app
-from scheduler_extender.config import Settings
+from scheduler_extender.cache.readiness import Readiness
 from scheduler_extender.core.types import Snapshot
-from scheduler_extender.state import Readiness, StaticState
+from scheduler_extender.extender.app import BIND_DISABLED, create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import StaticState
 from tests.factories import node, pod, pod_json, snapshot
 
 SNAP = snapshot([node("a"), node("b")], [pod(cpu=1000, node_name="b")])

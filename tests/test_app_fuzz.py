@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler_extender.app import create_app
-from scheduler_extender.config import Settings
-from scheduler_extender.state import StaticState
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import StaticState
 from tests.factories import node, pod, snapshot
 
 CLIENT = TestClient(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from scheduler_extender.config import Settings, load_settings
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
+from scheduler_extender.extender.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +87,7 @@ def test_placeholder_rule_from_settings() -> None:
 
 
 def test_misspelt_environment_settings_refuse_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scheduler_extender.config import UnknownSettingError
+    from scheduler_extender.extender.settings import UnknownSettingError
 
     monkeypatch.setenv("SCHEDULER_EXTENDER_CPU_WEIGTH", "2")
     with pytest.raises(UnknownSettingError, match="did you mean SCHEDULER_EXTENDER_CPU_WEIGHT"):

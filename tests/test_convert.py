@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from scheduler_extender.convert import (
+from scheduler_extender.core.types import Requirement, Resources, SelectorTerm, Taint
+from scheduler_extender.kube.convert import (
     ConversionError,
     PlaceholderRule,
     is_terminal,
@@ -21,7 +22,6 @@ from scheduler_extender.convert import (
     quantity,
     resources_from,
 )
-from scheduler_extender.core.types import Requirement, Resources, SelectorTerm, Taint
 from tests.factories import GI, MI, node_json, pod_json
 
 # --- quantities -----------------------------------------------------------------------------

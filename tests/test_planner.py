@@ -16,7 +16,7 @@ import pytest
 
 from scheduler_extender import cli
 from scheduler_extender.core.allocatable import GI, MI
-from scheduler_extender.planner import (
+from scheduler_extender.planner.plan import (
     MAX_DRAWS,
     fmt_bytes,
     load_catalog,

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from scheduler_extender import kube as kube_module
-from scheduler_extender import pullers
-from scheduler_extender.kube import connect
-from scheduler_extender.pullers import (
+from scheduler_extender.kube import client as kube_module
+from scheduler_extender.kube.client import connect
+from scheduler_extender.pullers import awaiter as pullers
+from scheduler_extender.pullers.awaiter import (
     ApiRefusedError,
     ApiUnavailableError,
     NodeStatus,

@@ -2,9 +2,9 @@
 
 from fastapi.testclient import TestClient
 
-from scheduler_extender.app import create_app
-from scheduler_extender.config import Settings
-from scheduler_extender.state import demo_state
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import demo_state
 from tests.factories import pod_json
 
 

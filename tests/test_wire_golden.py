@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from scheduler_extender.app import create_app
-from scheduler_extender.config import Settings
-from scheduler_extender.state import StaticState, load_snapshot_file
-from scheduler_extender.wire import (
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import StaticState, load_snapshot_file
+from scheduler_extender.extender.wire import (
     ExtenderBindingResult,
     ExtenderFilterResult,
     ExtenderPreemptionResult,

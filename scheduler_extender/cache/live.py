@@ -31,24 +31,38 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scheduler_extender.cache.options import CacheOptions
+from scheduler_extender.cache.readiness import Readiness
 from scheduler_extender.cache.reflector import Change, Reflector
 from scheduler_extender.cache.store import Store
-from scheduler_extender.convert import (
+from scheduler_extender.core.types import Pod, Snapshot
+from scheduler_extender.kube.client import ApiError, Kind, KubeClient
+from scheduler_extender.kube.convert import (
     DEFAULT_PLACEHOLDER_RULE,
     PlaceholderRule,
     pod_from_json,
 )
-from scheduler_extender.core.types import Pod, Snapshot
-from scheduler_extender.kube import ApiError, Kind, KubeClient
-from scheduler_extender.state import Readiness
-from scheduler_extender.wire import ExtenderBindingArgs
 
 log = logging.getLogger(__name__)
+
+
+class BindTarget(Protocol):
+    """A bind request as kube-scheduler sends it (the extender's ``ExtenderBindingArgs``, by
+    structure: the cache does not depend on the service's wire models)."""
+
+    @property
+    def PodName(self) -> str: ...
+    @property
+    def PodNamespace(self) -> str: ...
+    @property
+    def PodUID(self) -> str: ...
+    @property
+    def Node(self) -> str: ...
+
 
 KINDS: tuple[Kind, ...] = ("nodes", "pods")
 
@@ -490,7 +504,7 @@ class LiveBinder:
         left = deadline - asyncio.get_running_loop().time()
         return max(0.0, left) + self.CALL_GRACE_SECONDS
 
-    async def _assume(self, args: ExtenderBindingArgs, deadline: float) -> None:
+    async def _assume(self, args: BindTarget, deadline: float) -> None:
         """Count the pod on its node before the Binding goes out.  Best effort: if it cannot be
         done, the bind still proceeds and the watch brings the pod a little later."""
         try:
@@ -498,7 +512,7 @@ class LiveBinder:
         except Exception as exc:
             log.warning("cannot assume %s/%s: %s", args.PodNamespace, args.PodName, exc)
 
-    async def _try_assume(self, args: ExtenderBindingArgs, deadline: float) -> None:
+    async def _try_assume(self, args: BindTarget, deadline: float) -> None:
         why = await asyncio.wrap_future(self.state.assume(args.PodUID, args.Node))
         if why != "unknown pod":
             if why:
@@ -517,7 +531,7 @@ class LiveBinder:
             return  # a different pod of the same name; the binding's UID precondition fails
         await asyncio.wrap_future(self.state.assume(pod.uid, args.Node, pod))
 
-    async def _bind(self, args: ExtenderBindingArgs, deadline: float) -> str:
+    async def _bind(self, args: BindTarget, deadline: float) -> str:
         await self._assume(args, deadline)
         try:
             await asyncio.to_thread(
@@ -534,7 +548,7 @@ class LiveBinder:
             return f"{_binding(args)} failed: {detail or type(exc).__name__}"
         return ""
 
-    async def bind(self, args: ExtenderBindingArgs) -> str:
+    async def bind(self, args: BindTarget) -> str:
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
             return await asyncio.wait_for(self._bind(args, deadline), self.timeout)
@@ -550,5 +564,5 @@ class LiveBinder:
             )
 
 
-def _binding(args: ExtenderBindingArgs) -> str:
+def _binding(args: BindTarget) -> str:
     return f"binding pod {args.PodNamespace}/{args.PodName} to node {args.Node}"

@@ -36,15 +36,8 @@ from urllib3.exceptions import ReadTimeoutError
 
 from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.store import Store
-from scheduler_extender.convert import (
-    ConversionError,
-    PlaceholderRule,
-    is_terminal,
-    node_from_json,
-    pod_from_json,
-)
 from scheduler_extender.core.types import Node, Pod
-from scheduler_extender.kube import (
+from scheduler_extender.kube.client import (
     ApiError,
     Kind,
     KubeClient,
@@ -52,6 +45,13 @@ from scheduler_extender.kube import (
     Obj,
     WatchStream,
     resource_version,
+)
+from scheduler_extender.kube.convert import (
+    ConversionError,
+    PlaceholderRule,
+    is_terminal,
+    node_from_json,
+    pod_from_json,
 )
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from pydantic import (
     model_validator,
 )
 
-from scheduler_extender.convert import ConversionError, resources_from
 from scheduler_extender.core.placeholders import WEEKDAYS, Window, make_window
 from scheduler_extender.core.types import Resources
+from scheduler_extender.kube.convert import ConversionError, resources_from
 from scheduler_extender.validation import describe_validation_error
 
 #: A DNS label (RFC 1123), as pool names must be: they go into labels and pod names.

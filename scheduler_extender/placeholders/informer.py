@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from scheduler_extender.cache.reflector import KindStatus, ListWatch
-from scheduler_extender.kube import Kind, ListPage, Obj, WatchStream, resource_version
+from scheduler_extender.kube.client import Kind, ListPage, Obj, WatchStream, resource_version
 
 log = logging.getLogger(__name__)
 

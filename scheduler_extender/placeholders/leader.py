@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler_extender.kube import ApiError, KubeClient, Obj, resource_version
+from scheduler_extender.kube.client import ApiError, KubeClient, Obj, resource_version
 
 log = logging.getLogger(__name__)
 

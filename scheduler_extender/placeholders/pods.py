@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from scheduler_extender.convert import ConversionError, pod_from_json
 from scheduler_extender.core.placeholders import Existing
 from scheduler_extender.core.types import Pod, Resources
+from scheduler_extender.kube.convert import ConversionError, pod_from_json
 from scheduler_extender.placeholders.config import ControllerConfig, PoolModel
 
 Obj = dict[str, Any]

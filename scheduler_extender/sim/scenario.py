@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from scheduler_extender.convert import ConversionError, quantity
 from scheduler_extender.core.placeholders import make_window
+from scheduler_extender.kube.convert import ConversionError, quantity
 from scheduler_extender.validation import describe_validation_error
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"

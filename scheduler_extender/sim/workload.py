@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scheduler_extender.convert import ConversionError, normalize_image, quantity
+from scheduler_extender.kube.convert import ConversionError, normalize_image, quantity
 from scheduler_extender.sim.scenario import Profile, Scenario, ScenarioError
 
 WEEK = 7 * 86400.0

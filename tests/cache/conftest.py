@@ -20,13 +20,13 @@ import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from scheduler_extender.app import create_app
 from scheduler_extender.cache.live import LiveBinder, LiveState
 from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.store import snapshot_pods
-from scheduler_extender.config import Settings
-from scheduler_extender.convert import is_terminal
-from scheduler_extender.kube import KubeClient, connect
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.kube.client import KubeClient, connect
+from scheduler_extender.kube.convert import is_terminal
 from tests.fakeapi import NODES, PODS, FakeApiServer, populate
 
 FAST = CacheOptions(

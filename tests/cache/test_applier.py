@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scheduler_extender.cache.live import LiveState
-from scheduler_extender.kube import KubeClient
+from scheduler_extender.kube.client import KubeClient
 from tests.cache.conftest import FAST, assert_cache_matches, eventually
 from tests.fakeapi import PODS, FakeApiServer, pod_json
 

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from scheduler_extender.app import create_app
 from scheduler_extender.cache.live import LiveBinder, LiveState
-from scheduler_extender.config import Settings
-from scheduler_extender.kube import KubeClient, connect
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.kube.client import KubeClient, connect
 from tests.cache.conftest import FAST, assert_cache_matches, eventually
 from tests.fakeapi import PODS, FakeApiServer, StatusError, pod_json
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from kubernetes import client as k8s
 
-from scheduler_extender.kube import ApiError, KubeClient
+from scheduler_extender.kube.client import ApiError, KubeClient
 from tests.fakeapi import LEASES, NODES, PODS, FakeApiServer, pod_json
 
 

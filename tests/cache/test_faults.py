@@ -213,8 +213,8 @@ def test_cache_equals_truth_after_fault_and_extender_keeps_answering(
 def test_readyz_is_503_until_both_kinds_listed(server: FakeApiServer, kube: object) -> None:
     from prometheus_client import CollectorRegistry
 
-    from scheduler_extender.kube import KubeClient
-    from scheduler_extender.state import Readiness
+    from scheduler_extender.cache.readiness import Readiness
+    from scheduler_extender.kube.client import KubeClient
 
     assert isinstance(kube, KubeClient)
     release = threading.Event()
@@ -248,7 +248,7 @@ def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
 
     from prometheus_client import CollectorRegistry
 
-    from scheduler_extender.kube import KubeClient
+    from scheduler_extender.kube.client import KubeClient
 
     assert isinstance(kube, KubeClient)
     assert gc.isenabled()
@@ -276,7 +276,7 @@ def test_readyz_says_why_the_first_list_fails(server: FakeApiServer, tmp_path: o
 
     from prometheus_client import CollectorRegistry
 
-    from scheduler_extender.kube import connect
+    from scheduler_extender.kube.client import connect
 
     assert isinstance(tmp_path, Path)
     server.token = "another-token"  # our kubeconfig's token is now rejected: 401

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scheduler_extender.cache.live import KINDS, LiveState
-from scheduler_extender.kube import KubeClient, connect
+from scheduler_extender.kube.client import KubeClient, connect
 from tests.cache.conftest import FAST, assert_cache_matches, eventually
 from tests.cache.proxy import FreezingProxy
 from tests.fakeapi import PODS, FakeApiServer, pod_json

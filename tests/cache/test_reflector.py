@@ -22,8 +22,8 @@ from scheduler_extender.cache.live import LiveState
 from scheduler_extender.cache.options import CacheOptions
 from scheduler_extender.cache.reflector import MIN_WATCH_SECONDS, Change, Reflector
 from scheduler_extender.cache.store import Store, snapshot_pods
-from scheduler_extender.convert import DEFAULT_PLACEHOLDER_RULE
-from scheduler_extender.kube import ApiError, KubeClient, ListPage, WatchEvent
+from scheduler_extender.kube.client import ApiError, KubeClient, ListPage, WatchEvent
+from scheduler_extender.kube.convert import DEFAULT_PLACEHOLDER_RULE
 from tests.cache.conftest import FAST, eventually, truth
 from tests.fakeapi import NODES, PODS, FakeApiServer, node_json, pod_json
 

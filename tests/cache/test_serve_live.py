@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_extender.config import Settings
-from scheduler_extender.kube import KubeConfigError
-from scheduler_extender.serve import NoClusterError, choose_state
+from scheduler_extender.extender.serve import NoClusterError, choose_state
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.kube.client import KubeConfigError
 from tests.cache.conftest import Probe, eventually
 from tests.factories import pod_json
 from tests.fakeapi import NODES, FakeApiServer

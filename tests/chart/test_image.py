@@ -99,7 +99,7 @@ def test_build_context_has_what_the_build_copies() -> None:
     assert copied == ["pyproject.toml", "README.md", "scheduler_extender"]
     for path in copied:
         assert not ignored(path), path
-    assert not ignored("scheduler_extender/serve.py")
+    assert not ignored("scheduler_extender/extender/serve.py")
     assert ignored("tests/test_pullers.py") and ignored(".venv/bin/python")
 
 

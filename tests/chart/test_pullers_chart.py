@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.pullers import build_parser
+from scheduler_extender.pullers.awaiter import build_parser
 from tests.chart.conftest import Obj, one, render_values, rendered
 
 PREFIX = "hub-sched-scheduler-extender"

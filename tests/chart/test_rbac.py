@@ -141,8 +141,8 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
     },
 }
 
-#: What the extender sidecar calls (scheduler_extender/kube.py): the list+watch cache of nodes
-#: and pods, the read of a pod the watch has not delivered, and the Binding (bind verb).
+#: What the extender sidecar calls (scheduler_extender/kube/client.py): the list+watch cache of
+#: nodes and pods, the read of a pod the watch has not delivered, and the Binding (bind verb).
 EXTENDER_NEEDS: set[Rule] = {
     *rules("", ("nodes", "pods"), ("list", "watch")),
     ("", "pods", "get", ""),

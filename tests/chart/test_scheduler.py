@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler_extender import cli
-from scheduler_extender.config import ENV_PREFIX, Settings, load_settings
+from scheduler_extender.extender.settings import ENV_PREFIX, Settings, load_settings
 from tests.chart import kubescheduler
 from tests.chart.conftest import VALUES_SETS, Obj, one, render_values, rendered, values_for
 

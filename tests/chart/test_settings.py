@@ -1,10 +1,11 @@
 """scheduling.userScheduler.extender.settings: exactly the extender's Settings, typed.
 
-values.schema.json's part for it is generated from ``scheduler_extender.config.Settings`` by
-manifests/render.py. These tests check that it names every field and nothing else, that a
-misspelled or mistyped setting fails Helm's validation, that every setting the chart lets
-through reaches the extender with the value given (rendered to SCHEDULER_EXTENDER_<FIELD>, read
-back by the real Settings class), and that the settings the chart owns are refused.
+values.schema.json's part for it is generated from
+``scheduler_extender.extender.settings.Settings`` by manifests/render.py. These tests check that
+it names every field and nothing else, that a misspelled or mistyped setting fails Helm's
+validation, that every setting the chart lets through reaches the extender with the value given
+(rendered to SCHEDULER_EXTENDER_<FIELD>, read back by the real Settings class), and that the
+settings the chart owns are refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from helm_python import HelmRenderError, HelmValuesError
 
 from manifests import render as chart_render
-from scheduler_extender.config import ENV_PREFIX, Settings, load_settings
+from scheduler_extender.extender.settings import ENV_PREFIX, Settings, load_settings
 from tests.chart.conftest import Obj, one, render_values
 
 SCHEDULER = "hub-sched-scheduler-extender-user-scheduler"

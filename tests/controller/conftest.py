@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scheduler_extender.controller import PlaceholderController
-from scheduler_extender.kube import KubeClient, connect
+from scheduler_extender.kube.client import KubeClient, connect
 from scheduler_extender.placeholders.config import ControllerConfig, parse_config
+from scheduler_extender.placeholders.controller import PlaceholderController
 from scheduler_extender.placeholders.pods import POOL_LABEL
 from tests.cache.conftest import eventually
 from tests.fakeapi import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from scheduler_extender.kube import ApiError, KubeClient
+from scheduler_extender.kube.client import ApiError, KubeClient
 from tests.controller.conftest import (
     NS,
     Factory,

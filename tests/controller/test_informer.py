@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.kube import ListPage, WatchEvent
+from scheduler_extender.kube.client import ListPage, WatchEvent
 from scheduler_extender.placeholders.informer import Informer
 from tests.controller.conftest import eventually
 

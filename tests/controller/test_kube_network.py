@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.kube import ApiError, KubeClient, connect
+from scheduler_extender.kube.client import ApiError, KubeClient, connect
 
 T = 0.2  # seconds: every call's timeout
 

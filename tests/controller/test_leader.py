@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from scheduler_extender.kube import KubeClient
+from scheduler_extender.kube.client import KubeClient
 from scheduler_extender.placeholders.leader import LeaderElector, Record
 from tests.controller.conftest import NS
 from tests.fakeapi import LEASES, FakeApiServer

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from scheduler_extender.controller import _ready_since, node_stub
-from scheduler_extender.convert import node_from_json
+from scheduler_extender.kube.convert import node_from_json
+from scheduler_extender.placeholders.controller import _ready_since, node_stub
 from tests.controller.conftest import node_obj
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.controller import node_stub
 from scheduler_extender.core.placeholders import plan_placeholders
+from scheduler_extender.placeholders.controller import node_stub
 from tests.controller.conftest import Factory, config, node_obj
 
 

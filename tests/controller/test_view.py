@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.controller import Expectation, PlaceholderController
+from scheduler_extender.placeholders.controller import Expectation, PlaceholderController
 from tests.controller.conftest import (
     Factory,
     config,

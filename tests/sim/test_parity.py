@@ -19,14 +19,14 @@ from dataclasses import fields
 import pytest
 from fastapi.testclient import TestClient
 
-from scheduler_extender.app import create_app
-from scheduler_extender.config import Settings
 from scheduler_extender.core.filtering import filter_nodes
 from scheduler_extender.core.policy import PolicyConfig
+from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import StaticState, snapshot_from_objects
 from scheduler_extender.sim.engine import Simulation
 from scheduler_extender.sim.scenario import scenario_from_data
 from scheduler_extender.sim.scheduler import PreemptCall, PrioritizeCall, parse_policy
-from scheduler_extender.state import StaticState, snapshot_from_objects
 from tests.sim.kubejson import pod_json, snapshot_objects
 
 SCENARIO = {

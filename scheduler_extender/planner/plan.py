@@ -29,7 +29,6 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from scheduler_extender.convert import ConversionError, quantity
 from scheduler_extender.core.allocatable import (
     GI,
     MI,
@@ -56,6 +55,7 @@ from scheduler_extender.core.capacity import (
     recommend,
     sample_overflow,
 )
+from scheduler_extender.kube.convert import ConversionError, quantity
 
 PROG = "scheduler-extender plan"
 NODE_TYPES_FILE = "node_types.yaml"

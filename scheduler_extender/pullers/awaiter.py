@@ -32,7 +32,7 @@ from typing import Any, Protocol, TextIO
 
 from urllib3.exceptions import HTTPError
 
-from scheduler_extender.kube import ApiError, KubeClient, KubeConfigError, connect
+from scheduler_extender.kube.client import ApiError, KubeClient, KubeConfigError, connect
 
 #: Where a pod finds its own namespace (ref: kubernetes.io/docs/tasks/run-application/
 #: access-api-from-pod/#directly-accessing-the-rest-api).

@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from scheduler_extender.config import Settings, UnknownSettingError, load_settings
-from scheduler_extender.state import ClusterState, SnapshotFileError, StaticState, demo_state
+from scheduler_extender.extender.settings import Settings, UnknownSettingError, load_settings
+from scheduler_extender.extender.state import (
+    ClusterState,
+    SnapshotFileError,
+    StaticState,
+    demo_state,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from scheduler_extender.app import Binder
     from scheduler_extender.cache.live import LiveState
+    from scheduler_extender.extender.app import Binder
 
 log = logging.getLogger("scheduler_extender")
 
@@ -70,14 +75,14 @@ def choose_state(settings: Settings, registry: CollectorRegistry | None = None) 
     ``live_state=off``); else the embedded demo."""
     rule = settings.placeholder_rule()
     if settings.state_file is not None:
-        from scheduler_extender.state import load_snapshot_file
+        from scheduler_extender.extender.state import load_snapshot_file
 
         snap = load_snapshot_file(settings.state_file, rule)
         return Serving(StaticState(snap, str(settings.state_file)))
     why = "live_state=off"
     if settings.live_state != "off":
         from scheduler_extender.cache.live import LiveBinder, LiveState
-        from scheduler_extender.kube import connect
+        from scheduler_extender.kube.client import connect
 
         kube = connect(kubeconfig=settings.kubeconfig, context=settings.kube_context)
         if kube is not None:
@@ -165,7 +170,7 @@ def _serve(settings: Settings, sockets: list[socket.socket]) -> list[int] | None
         return None
     state = serving.state
 
-    from scheduler_extender.app import create_app
+    from scheduler_extender.extender.app import create_app
 
     app = create_app(settings, state=state, binder=serving.binder, registry=registry)
     where = f"http://{settings.host}:{settings.port}"
@@ -213,7 +218,7 @@ def run_servers(
     signals that stopped it, for the caller to re-raise after its own cleanup."""
     import uvicorn
 
-    from scheduler_extender.app import create_ops_app
+    from scheduler_extender.extender.app import create_ops_app
 
     class _Main(uvicorn.Server):
         """uvicorn's signal handling, except that re-raising the signal is left to the caller

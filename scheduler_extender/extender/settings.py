@@ -26,8 +26,8 @@ from pydantic_settings import (
 )
 
 from scheduler_extender.cache.options import CacheOptions
-from scheduler_extender.convert import PlaceholderRule
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
+from scheduler_extender.kube.convert import PlaceholderRule
 
 ENV_PREFIX = "SCHEDULER_EXTENDER_"
 _config_file: ContextVar[Path | None] = ContextVar("_config_file", default=None)

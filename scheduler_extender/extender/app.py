@@ -31,17 +31,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import TypeAdapter, ValidationError
 
 from scheduler_extender import __version__
-from scheduler_extender.config import Settings
-from scheduler_extender.convert import ConversionError, PlaceholderRule, pod_from_json
 from scheduler_extender.core.filtering import filter_nodes
 from scheduler_extender.core.policy import PolicyConfig
 from scheduler_extender.core.preemption import Candidate, choose_candidates, classify_victims
 from scheduler_extender.core.scoring import score_nodes
 from scheduler_extender.core.types import Pod
-from scheduler_extender.metrics import ExtenderMetrics
-from scheduler_extender.state import ClusterState
-from scheduler_extender.validation import describe_validation_error
-from scheduler_extender.wire import (
+from scheduler_extender.extender.metrics import ExtenderMetrics
+from scheduler_extender.extender.settings import Settings
+from scheduler_extender.extender.state import ClusterState
+from scheduler_extender.extender.wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
     ExtenderBindingResult,
@@ -50,6 +48,8 @@ from scheduler_extender.wire import (
     ExtenderPreemptionResult,
     HostPriorityList,
 )
+from scheduler_extender.kube.convert import ConversionError, PlaceholderRule, pod_from_json
+from scheduler_extender.validation import describe_validation_error
 
 log = logging.getLogger("scheduler_extender")
 

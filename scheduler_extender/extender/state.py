@@ -9,30 +9,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from scheduler_extender.convert import (
+from scheduler_extender.cache.readiness import Readiness
+from scheduler_extender.core.snapshot import build_snapshot
+from scheduler_extender.core.types import Snapshot
+from scheduler_extender.kube.convert import (
     DEFAULT_PLACEHOLDER_RULE,
     PlaceholderRule,
     is_terminal,
     node_from_json,
     pod_from_json,
 )
-from scheduler_extender.core.snapshot import build_snapshot
-from scheduler_extender.core.types import Snapshot
 
 DEMO_SNAPSHOT = "demo-cluster.yaml"
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    ready: bool
-    reason: str = ""
 
 
 class ClusterState(Protocol):

@@ -51,14 +51,6 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scheduler_extender.convert import (
-    ConversionError,
-    node_from_json,
-    normalize_image,
-    pod_requests,
-    resources_from,
-    timestamp,
-)
 from scheduler_extender.core.placeholders import (
     Actions,
     CountMode,
@@ -75,7 +67,15 @@ from scheduler_extender.core.placeholders import (
     reconcile_pool,
 )
 from scheduler_extender.core.types import Resources
-from scheduler_extender.kube import ApiError, KubeClient, KubeConfigError, Obj, connect
+from scheduler_extender.kube.client import ApiError, KubeClient, KubeConfigError, Obj, connect
+from scheduler_extender.kube.convert import (
+    ConversionError,
+    node_from_json,
+    normalize_image,
+    pod_requests,
+    resources_from,
+    timestamp,
+)
 from scheduler_extender.placeholders.config import (
     ConfigError,
     ControllerConfig,
