@@ -113,6 +113,12 @@ class CountSpec:
     ready_default: float = 300.0
     #: How many of the pool's most recently created nodes the learned times look at.
     ready_samples: int = 10
+    #: A node's observed creation -> Ready time is clamped to ``[ready_min, ready_max]``
+    #: (``clamp_ready``): a node whose Ready condition last changed hours after its creation
+    #: (it flapped, or was repaired) says nothing about how long a new node takes, and one such
+    #: sample must not plan for hours of arrivals.
+    ready_min: float = 30.0
+    ready_max: float = 1800.0
     #: Added to the learned node-ready time: cloud VM boot before the kubelet registers the
     #: Node object (its creationTimestamp), which the controller cannot observe.
     boot_seconds: float = 0.0
@@ -280,6 +286,24 @@ def arrival_rate(
     if burst_window > 0 and short_n >= max(1, burst_min_arrivals):
         rate = max(rate, short_n / burst_window)
     return rate
+
+
+def arrival_horizon(counts: Iterable[CountSpec]) -> float:
+    """How far back arrivals matter to any of these pools: the longer rate window plus the
+    scale-down stabilization (older creations can be forgotten)."""
+    return max(
+        (max(c.rate_window, c.burst_window) + c.scale_down_delay for c in counts), default=0.0
+    )
+
+
+def clamp_ready(created: float, ready: float | None, count: CountSpec) -> float | None:
+    """A node's Ready time as the planner should learn from it: ``created + ready_min`` at the
+    earliest and ``created + ready_max`` at the latest (see ``CountSpec.ready_min``).  None
+    (not Ready) and a Ready time before creation (clock skew: ignored by the planner) pass
+    through."""
+    if ready is None or ready < created:
+        return ready
+    return min(max(ready, created + count.ready_min), created + count.ready_max)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -532,3 +556,53 @@ def reconcile_pool(desired: int, spec_hash: str | None, pods: Sequence[Existing]
     elif surplus < 0 and spec_hash is not None:
         create = -surplus
     return Actions(create, tuple(delete))
+
+
+#: Node-sized placeholders that request at most this share less than the plan asks (never
+#: more) are kept: a node's allocatable or DaemonSet overhead moving by a few percent must not
+#: delete and recreate every node-sized placeholder (each a node's worth of spare room).
+NODE_SIZE_TOLERANCE = 0.05
+
+
+def within_tolerance(old: Resources, new: Resources, tolerance: float) -> bool:
+    """``old`` fits in ``new`` and is at most ``tolerance`` (a share) below it, per resource
+    (cpu, memory and every extended resource either names)."""
+    pairs = [(old.cpu, new.cpu), (old.memory, new.memory)]
+    pairs += [(old.scalar.get(k, 0), new.scalar.get(k, 0)) for k in {*old.scalar, *new.scalar}]
+    return all(new_ * (1 - tolerance) <= old_ <= new_ for old_, new_ in pairs)
+
+
+def rolling_actions(desired: int, want_hash: str, pods: Sequence[Existing]) -> Actions:
+    """``reconcile_pool`` for node-sized pools, replacing stale pods one at a time.
+
+    Deleting every stale node-sized placeholder at once frees every node's spare room at once
+    and sends as many replacements Pending (a burst of scale-ups).  Here stale pods keep their
+    slot until replaced: Pending stale ones (they hold nothing) and any surplus go at once, a
+    bound one only when nothing of the pool is terminating and every current pod is bound
+    (the previous replacement has landed)."""
+    live = [p for p in pods if not p.terminating and not p.finished]
+    current = [p for p in live if p.spec_hash == want_hash]
+    stale = sorted(
+        (p for p in live if p.spec_hash != want_hash),
+        key=lambda p: (bool(p.node), p.created, p.name),
+    )
+    if not stale:
+        return reconcile_pool(desired, want_hash, pods)
+    busy = any(p.terminating for p in pods) or any(not p.node for p in current)
+    pending = sum(1 for p in stale if not p.node)
+    surplus = len(current) + len(stale) - desired
+    replace_now = min(len(stale), max(pending, surplus, 0 if busy else 1))
+    kept = {p.name for p in stale[replace_now:]}
+    rest = [p for p in pods if p.name not in kept]
+    return reconcile_pool(max(0, desired - len(kept)), want_hash, rest)
+
+
+def pool_actions(
+    size: SizeMode, desired: int, want_hash: str | None, pods: Sequence[Existing]
+) -> Actions:
+    """What the controller (and the simulator) does to a pool's pods for a plan: node-sized
+    pools replace stale pods one at a time (``rolling_actions``), user-sized ones at once
+    (``reconcile_pool``)."""
+    if size is SizeMode.NODE and want_hash is not None:
+        return rolling_actions(desired, want_hash, pods)
+    return reconcile_pool(desired, want_hash, pods)

@@ -52,6 +52,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scheduler_extender.core.placeholders import (
+    NODE_SIZE_TOLERANCE,
     Actions,
     CountMode,
     CountSpec,
@@ -62,9 +63,12 @@ from scheduler_extender.core.placeholders import (
     PoolPlan,
     PoolSpec,
     SizeMode,
+    arrival_horizon,
+    clamp_ready,
     node_belongs,
     plan_placeholders,
-    reconcile_pool,
+    pool_actions,
+    within_tolerance,
 )
 from scheduler_extender.core.types import Resources
 from scheduler_extender.kube.client import ApiError, KubeClient, KubeConfigError, Obj, connect
@@ -103,43 +107,6 @@ PAGE = 500
 #: Nodes of a node-sized pool whose DaemonSet/static pod overhead is measured per reconcile.
 OVERHEAD_NODES = 3
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-#: Node-sized placeholders that request at most this share less than the plan asks (never
-#: more) are kept: a node's allocatable or DaemonSet overhead moving by a few percent must not
-#: delete and recreate every node-sized placeholder (each a node's worth of spare room).
-NODE_SIZE_TOLERANCE = 0.05
-
-
-def within_tolerance(old: Resources, new: Resources, tolerance: float) -> bool:
-    """``old`` fits in ``new`` and is at most ``tolerance`` (a share) below it, per resource
-    (cpu, memory and every extended resource either names)."""
-    pairs = [(old.cpu, new.cpu), (old.memory, new.memory)]
-    pairs += [(old.scalar.get(k, 0), new.scalar.get(k, 0)) for k in {*old.scalar, *new.scalar}]
-    return all(new_ * (1 - tolerance) <= old_ <= new_ for old_, new_ in pairs)
-
-
-def rolling_actions(desired: int, want_hash: str, pods: Sequence[Existing]) -> Actions:
-    """``reconcile_pool`` for node-sized pools, replacing stale pods one at a time.
-
-    Deleting every stale node-sized placeholder at once frees every node's spare room at once
-    and sends as many replacements Pending (a burst of scale-ups).  Here stale pods keep their
-    slot until replaced: Pending stale ones (they hold nothing) and any surplus go at once, a
-    bound one only when nothing of the pool is terminating and every current pod is bound
-    (the previous replacement has landed)."""
-    live = [p for p in pods if not p.terminating and not p.finished]
-    current = [p for p in live if p.spec_hash == want_hash]
-    stale = sorted(
-        (p for p in live if p.spec_hash != want_hash),
-        key=lambda p: (bool(p.node), p.created, p.name),
-    )
-    if not stale:
-        return reconcile_pool(desired, want_hash, pods)
-    busy = any(p.terminating for p in pods) or any(not p.node for p in current)
-    pending = sum(1 for p in stale if not p.node)
-    surplus = len(current) + len(stale) - desired
-    replace = min(len(stale), max(pending, surplus, 0 if busy else 1))
-    kept = {p.name for p in stale[replace:]}
-    rest = [p for p in pods if p.name not in kept]
-    return reconcile_pool(max(0, desired - len(kept)), want_hash, rest)
 
 
 def _created(obj: Obj) -> float:
@@ -298,14 +265,7 @@ class PlaceholderController:
         self.zone = ZoneInfo(config.timezone)
         self.pools = {p.name: self._runtime(p) for p in config.pools}
         adaptive = any(p.count.mode == "adaptive" for p in config.pools)
-        self.horizon = max(
-            (
-                max(p.count.rate_window_seconds, p.count.burst_window_seconds)
-                + p.count.scale_down_delay_seconds
-                for p in config.pools
-            ),
-            default=0.0,
-        )
+        self.horizon = arrival_horizon(r.spec.count for r in self.pools.values())
         #: uid -> a pod created but not yet seen by the watch.
         self._expect_create: dict[str, Expectation] = {}
         #: Why the last reconcile could not write ("" when it could), to log transitions once.
@@ -412,6 +372,8 @@ class PlaceholderController:
             scale_down_delay=c.scale_down_delay_seconds,
             ready_default=c.node_ready_seconds,
             ready_samples=c.ready_samples,
+            ready_min=c.node_ready_min_seconds,
+            ready_max=c.node_ready_max_seconds,
             boot_seconds=c.boot_seconds,
             image_pull_seconds=c.image_pull_seconds,
         )
@@ -530,14 +492,7 @@ class PlaceholderController:
                     images_ready = max(t for t in times if t is not None)
             with self._lock:
                 overhead = self._overhead.get(node.name)
-            ready = _ready_since(obj)
-            if ready is not None and ready >= node.created:
-                # The learned node-ready time stays within the configured range (I2).
-                count = runtime.model.count
-                ready = min(
-                    max(ready, node.created + count.node_ready_min_seconds),
-                    node.created + count.node_ready_max_seconds,
-                )
+            ready = clamp_ready(node.created, _ready_since(obj), runtime.spec.count)
             out.append(
                 NodeSample(
                     name=node.name,
@@ -684,12 +639,10 @@ class PlaceholderController:
             if plan.requests is not None:
                 want_hash = spec_hash(pod_spec(self.config, runtime.model, plan.requests))
             pods = self._existing(name, mono)
-            if runtime.spec.size is SizeMode.NODE and want_hash is not None:
-                assert plan.requests is not None
+            if runtime.spec.size is SizeMode.NODE and plan.requests is not None:
+                assert want_hash is not None
                 want_hash = self._tolerated_hash(runtime, plan.requests, want_hash, pods)
-                actions = rolling_actions(plan.desired, want_hash, pods)
-            else:
-                actions = reconcile_pool(plan.desired, want_hash, pods)
+            actions = pool_actions(runtime.spec.size, plan.desired, want_hash, pods)
             if plan.requests is None and plan.desired:
                 log.warning("pool %s: %s", name, plan.reason)
             self._apply(runtime, plan, actions, {p.name: p for p in pods})

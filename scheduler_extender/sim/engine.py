@@ -35,7 +35,9 @@ from scheduler_extender.core.placeholders import (
     NodeSample,
     PlaceholderObservation,
     PoolObservation,
-    reconcile_pool,
+    arrival_horizon,
+    clamp_ready,
+    pool_actions,
 )
 from scheduler_extender.core.policy import (
     DELETION_CANDIDATE_TAINT,
@@ -648,8 +650,7 @@ class Simulation:
         self._reconcile_placeholders()
 
     def _on_plan(self, _: object) -> None:
-        spec = self.pool_spec.count
-        horizon = max(spec.rate_window, spec.burst_window) + spec.scale_down_delay
+        horizon = arrival_horizon([self.pool_spec.count])
         while self.recent_arrivals and self.recent_arrivals[0] < self.now - horizon:
             self.recent_arrivals.popleft()
         plan = self.planner(self.observe()).get(POOL)
@@ -680,7 +681,11 @@ class Simulation:
                 name=n.name,
                 created=n.node.created if n.ready_at or n.created else EPOCH - default,
                 allocatable=n.node.allocatable,
-                ready=EPOCH + n.ready_at if n.ready else None,
+                ready=clamp_ready(
+                    n.node.created if n.ready_at or n.created else EPOCH - default,
+                    EPOCH + n.ready_at if n.ready else None,
+                    self.pool_spec.count,
+                ),
                 images_ready=self._images_ready(n),
                 # The pool's allocatable already leaves out DaemonSet pods (scenario pool).
                 overhead=Resources(),
@@ -692,8 +697,9 @@ class Simulation:
         return PlaceholderObservation(EPOCH + self.now, {POOL: PoolObservation(arrivals, nodes)})
 
     def _reconcile_placeholders(self) -> None:
-        """The controller's reconcile (``core.placeholders.reconcile_pool``) on the model: a
-        placeholder's spec is its requests."""
+        """The controller's reconcile (``core.placeholders.pool_actions``: node-sized pools
+        replace stale pods one at a time) on the model: a placeholder's spec is its
+        requests."""
         desired = self._desired.get(POOL, 0)
         want = repr(self.placeholder_requests)
         existing = [
@@ -706,7 +712,7 @@ class Simulation:
             )
             for sp in self._placeholders()
         ]
-        actions = reconcile_pool(desired, want, existing)
+        actions = pool_actions(self.pool_spec.size, desired, want, existing)
         for uid in actions.delete:
             sp = self.pods.get(uid)
             if sp is not None:

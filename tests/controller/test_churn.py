@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.core.placeholders import Actions, Existing
-from scheduler_extender.core.types import Resources
-from scheduler_extender.placeholders.controller import (
+from scheduler_extender.core.placeholders import (
     NODE_SIZE_TOLERANCE,
+    Actions,
+    Existing,
     rolling_actions,
     within_tolerance,
 )
+from scheduler_extender.core.types import Resources
 from scheduler_extender.placeholders.pods import build_pod, spec_hash
 from tests.controller.conftest import Factory, config
 
