@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Users per node and memory-overcommit risk for a node type and guarantee/limit pair.",
     ),
     "placeholders": (
-        "scheduler_extender.placeholders.controller",
+        "scheduler_extender.placeholders.cli",
         "main",
         "Run the placeholder controller (keeps low-priority pods as spare capacity).",
     ),

@@ -478,3 +478,103 @@ def node_from_json(obj: Mapping[str, Any], path: str = "Node") -> Node:
         images=_node_images(status, stpath),
         created=timestamp(meta.get("creationTimestamp"), f"{path}.metadata.creationTimestamp"),
     )
+
+
+# --- lenient readers and stubs for the placeholder controller ------------------------------
+# The controller keeps small stubs of Nodes and user pods and reads a few fields of them; a
+# field it cannot read means "unknown", never an error (one odd object must not stop it).
+
+#: Static pods' mirror objects carry this annotation (ref: pkg/kubelet/types/pod_update.go).
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def creation_time(obj: Mapping[str, Any]) -> float:
+    """``metadata.creationTimestamp`` in Unix seconds, 0.0 when missing or unreadable."""
+    meta = obj.get("metadata") or {}
+    try:
+        return timestamp(meta.get("creationTimestamp"), "metadata.creationTimestamp")
+    except ConversionError:
+        return 0.0
+
+
+def ready_since(node: Mapping[str, Any]) -> float | None:
+    """When the node's Ready condition last became True (None while not Ready or unknown)."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            if cond.get("status") != "True":
+                return None
+            try:
+                return timestamp(cond.get("lastTransitionTime"), "lastTransitionTime") or None
+            except ConversionError:
+                return None
+    return None
+
+
+def node_image_names(node: Mapping[str, Any]) -> frozenset[str]:
+    """Every (normalized) image name in ``status.images``; malformed entries are skipped."""
+    names: set[str] = set()
+    for image in (node.get("status") or {}).get("images") or []:
+        if isinstance(image, dict):
+            for name in image.get("names") or []:
+                if isinstance(name, str) and name:
+                    names.add(normalize_image(name))
+    return frozenset(names)
+
+
+def removal_reason(pod: Mapping[str, Any]) -> str:
+    """``preempted`` when kube-scheduler marked the victim (DisruptionTarget condition, reason
+    PreemptionByScheduler; ref: pkg/scheduler/framework/preemption), else ``removed``."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            isinstance(cond, dict)
+            and cond.get("type") == "DisruptionTarget"
+            and cond.get("reason") == "PreemptionByScheduler"
+        ):
+            return "preempted"
+    return "removed"
+
+
+def is_node_overhead(pod: Mapping[str, Any]) -> bool:
+    """A running DaemonSet pod or static (mirror) pod: what a node carries before any user."""
+    meta = pod.get("metadata") or {}
+    refs = meta.get("ownerReferences") or []
+    daemon = any(isinstance(r, dict) and r.get("kind") == "DaemonSet" for r in refs)
+    mirror = MIRROR_ANNOTATION in (meta.get("annotations") or {})
+    phase = (pod.get("status") or {}).get("phase")
+    return (daemon or mirror) and phase not in TERMINAL_PHASES
+
+
+def node_stub(obj: Mapping[str, Any], *, images: bool) -> dict[str, Any]:
+    """What the controller keeps of a Node: what ``node_from_json``, ``ready_since`` and (when
+    a pool names images) ``node_image_names`` read.  A real Node is tens of KiB of JSON
+    (managedFields, nodeInfo, every condition with its heartbeat, a hundred images); at 5,000
+    nodes the full objects cost hundreds of MiB the controller never looks at.  Heartbeats and
+    resourceVersions are left out too, so a kubelet's status update leaves the stub equal and
+    wakes nothing."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    out_meta = {k: meta[k] for k in ("name", "uid", "labels", "creationTimestamp") if k in meta}
+    out_spec = {k: spec[k] for k in ("taints", "unschedulable") if k in spec}
+    out_status: dict[str, Any] = {"allocatable": status.get("allocatable") or {}}
+    ready = [
+        {k: c[k] for k in ("type", "status", "lastTransitionTime") if k in c}
+        for c in status.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") == "Ready"
+    ]
+    out_status["conditions"] = ready[:1]
+    if images and status.get("images"):
+        out_status["images"] = [
+            {"names": list(i.get("names") or [])}
+            for i in status.get("images") or []
+            if isinstance(i, dict)
+        ]
+    return {"metadata": out_meta, "spec": out_spec, "status": out_status}
+
+
+def user_pod_stub(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the controller keeps of a user pod: its identity, labels and creation time (a
+    hub with thousands of users would otherwise keep every pod's full JSON)."""
+    meta = obj.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion")
+    return {"metadata": {k: meta[k] for k in keep if k in meta}}

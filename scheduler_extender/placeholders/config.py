@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from scheduler_extender.core.placeholders import WEEKDAYS, Window, make_window
+from scheduler_extender.core.placeholders import WEEKDAYS, CountMode, CountSpec, Window, make_window
 from scheduler_extender.core.types import Resources
 from scheduler_extender.kube.convert import ConversionError, resources_from
 from scheduler_extender.validation import describe_validation_error
@@ -119,6 +119,30 @@ class CountModel(_Model):
         if self.mode == "schedule" and not self.windows:
             raise ValueError("schedule mode needs at least one window")
         return self
+
+
+def count_spec(c: CountModel) -> CountSpec:
+    """The core's ``CountSpec`` for a pool's ``count:`` block (every field; the simulator's
+    scenario maps its own keys onto the same spec, and tests/placeholders/test_sim_parity.py
+    checks the two agree)."""
+    return CountSpec(
+        mode=CountMode(c.mode),
+        static=c.static,
+        min=c.min,
+        max=c.max,
+        safety=c.safety,
+        windows=tuple(w.to_window() for w in c.windows),
+        rate_window=c.rate_window_seconds,
+        burst_window=c.burst_window_seconds,
+        burst_min_arrivals=c.burst_min_arrivals,
+        scale_down_delay=c.scale_down_delay_seconds,
+        ready_default=c.node_ready_seconds,
+        ready_samples=c.ready_samples,
+        ready_min=c.node_ready_min_seconds,
+        ready_max=c.node_ready_max_seconds,
+        boot_seconds=c.boot_seconds,
+        image_pull_seconds=c.image_pull_seconds,
+    )
 
 
 class PoolModel(_Model):

@@ -12,14 +12,10 @@ module only observes and applies it:
   Pending replacement is what makes the Cluster Autoscaler add a node while the user who
   preempted it already runs.
 
-Writes race with the watch: a pod just created is not in the informer yet, a pod just deleted
-still is.  *Expectations* (as in kube-controller-manager's ReplicaSet controller) bridge the gap:
-created pods count as existing and deleted ones as gone until the watch has caught up with them,
-so a burst of events never creates duplicates.  A create expectation is satisfied by
-*observation*: the watch shows the pod, or the informer's resourceVersion reaches the one the
-create returned (it has then seen every change up to it, so a pod it does not show was deleted
-again).  Time (``expectation_timeout``, 5 minutes) is only the last resort, for
-resourceVersions that are not integers.
+Writes race with the watch: ``placeholders.expectations`` bridges the gap (created pods count as
+existing and deleted ones as gone until the watch shows them; ``expectation_timeout``, 5
+minutes, is only the last resort).  What is observed is gathered by ``placeholders.observation``;
+the command line is ``placeholders.cli``.
 
 Writes need a view that can be trusted: while the placeholder informer is not synced or its
 watch is broken (failing, or silent past its read timeout; the health model of
@@ -31,64 +27,43 @@ period 0.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import signal
-import socket
-import sys
 import threading
 import time
-import uuid
-from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from functools import partial
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from scheduler_extender.core.placeholders import (
     NODE_SIZE_TOLERANCE,
     Actions,
     CountMode,
-    CountSpec,
     Existing,
-    NodeSample,
     PlaceholderObservation,
-    PoolObservation,
     PoolPlan,
-    PoolSpec,
     SizeMode,
-    arrival_horizon,
-    clamp_ready,
-    node_belongs,
     plan_placeholders,
     pool_actions,
     within_tolerance,
 )
 from scheduler_extender.core.types import Resources
-from scheduler_extender.kube.client import ApiError, KubeClient, KubeConfigError, Obj, connect
+from scheduler_extender.kube.client import ApiError, KubeClient, Obj
 from scheduler_extender.kube.convert import (
     ConversionError,
-    node_from_json,
-    normalize_image,
-    pod_requests,
+    creation_time,
+    node_stub,
+    removal_reason,
     resources_from,
-    timestamp,
+    user_pod_stub,
 )
-from scheduler_extender.placeholders.config import (
-    ConfigError,
-    ControllerConfig,
-    PoolModel,
-    load_config,
-)
+from scheduler_extender.placeholders.config import ControllerConfig
+from scheduler_extender.placeholders.expectations import Expectation, Expectations, rv_int
 from scheduler_extender.placeholders.informer import Handler, Informer, Transform
 from scheduler_extender.placeholders.leader import LeaderElector
-from scheduler_extender.placeholders.ops import OpsServer
+from scheduler_extender.placeholders.metrics import Metrics
+from scheduler_extender.placeholders.observation import Observer, PoolRuntime
 from scheduler_extender.placeholders.pods import (
     POOL_LABEL,
     OwnerRef,
@@ -98,138 +73,11 @@ from scheduler_extender.placeholders.pods import (
     pod_spec,
     selector,
     spec_hash,
-    template_pod,
 )
 
 log = logging.getLogger(__name__)
 
 PAGE = 500
-#: Nodes of a node-sized pool whose DaemonSet/static pod overhead is measured per reconcile.
-OVERHEAD_NODES = 3
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-
-
-def _created(obj: Obj) -> float:
-    meta = obj.get("metadata") or {}
-    try:
-        return timestamp(meta.get("creationTimestamp"), "metadata.creationTimestamp")
-    except ConversionError:
-        return 0.0
-
-
-def _ready_since(node: Obj) -> float | None:
-    """When the node's Ready condition last became True (None while not Ready)."""
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type") == "Ready":
-            if cond.get("status") != "True":
-                return None
-            try:
-                return timestamp(cond.get("lastTransitionTime"), "lastTransitionTime") or None
-            except ConversionError:
-                return None
-    return None
-
-
-def _node_images(node: Obj) -> frozenset[str]:
-    names: set[str] = set()
-    for image in (node.get("status") or {}).get("images") or []:
-        if isinstance(image, dict):
-            for name in image.get("names") or []:
-                if isinstance(name, str) and name:
-                    names.add(normalize_image(name))
-    return frozenset(names)
-
-
-@dataclass(slots=True)
-class PoolRuntime:
-    """A configured pool and what the controller tracks for it."""
-
-    model: PoolModel
-    spec: PoolSpec
-    images: frozenset[str]
-    #: (creation time, uid) of the pool's user pods, sorted.
-    arrivals: list[tuple[float, str]] = field(default_factory=list)
-    plan: PoolPlan | None = None
-
-
-class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        prefix = "scheduler_extender_placeholders"
-        self.desired = Gauge(
-            f"{prefix}_desired", "Planned placeholders per pool.", ["pool"], registry=registry
-        )
-        self.actual = Gauge(
-            f"{prefix}_actual",
-            "Placeholder pods per pool and phase (bound to a node, or pending).",
-            ["pool", "phase"],
-            registry=registry,
-        )
-        self.rate = Gauge(
-            f"{prefix}_arrival_rate_per_minute",
-            "Estimated user arrivals per minute (adaptive pools).",
-            ["pool"],
-            registry=registry,
-        )
-        self.ready = Gauge(
-            f"{prefix}_node_ready_seconds",
-            "Learned node creation -> Ready seconds (adaptive pools).",
-            ["pool"],
-            registry=registry,
-        )
-        self.preemptions = Counter(
-            f"{prefix}_preemptions",
-            "Bound placeholders removed by someone else (preempted by a user, drained...).",
-            ["pool", "reason"],
-            registry=registry,
-        )
-        self.created = Counter(
-            f"{prefix}_created", "Placeholder pods created.", ["pool"], registry=registry
-        )
-        self.deleted = Counter(
-            f"{prefix}_deleted", "Placeholder pods deleted.", ["pool"], registry=registry
-        )
-        self.errors = Counter(
-            f"{prefix}_api_errors", "Failed API calls, by operation.", ["op"], registry=registry
-        )
-        self.leader = Gauge(
-            f"{prefix}_leader", "1 while this replica holds the Lease.", registry=registry
-        )
-        self.reconciles = Counter(
-            f"{prefix}_reconciles", "Reconcile passes (as leader).", registry=registry
-        )
-        self.view_ok = Gauge(
-            f"{prefix}_view_ok",
-            "1 while the informer is listed and its watch works; 0 while it cannot be trusted.",
-            ["informer"],
-            registry=registry,
-        )
-        self.paused = Counter(
-            f"{prefix}_paused_reconciles",
-            "Reconcile passes that made no writes because the placeholder pods' view was broken.",
-            registry=registry,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Expectation:
-    """A pod we created that the informer has not shown yet."""
-
-    pool: str
-    obj: Obj
-    #: The create's resourceVersion as an integer (None when it is not one).
-    resource_version: int | None
-    deadline: float
-
-
-def _rv_int(value: object) -> int | None:
-    """A resourceVersion as an integer, or None.  The API treats them as opaque strings, but
-    every etcd-backed one is etcd's revision, an integer that only grows, and kube-apiserver's
-    own watch cache compares them as such (ref: staging/src/k8s.io/apiserver/pkg/storage/
-    cacher); when one is not an integer the expectation falls back to its timeout."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
 
 
 class PlaceholderController:
@@ -262,24 +110,11 @@ class PlaceholderController:
         self.metrics = Metrics(self.registry)
         self.stop = threading.Event()
         self.wake = threading.Event()
-        self.zone = ZoneInfo(config.timezone)
-        self.pools = {p.name: self._runtime(p) for p in config.pools}
         adaptive = any(p.count.mode == "adaptive" for p in config.pools)
-        self.horizon = arrival_horizon(r.spec.count for r in self.pools.values())
-        #: uid -> a pod created but not yet seen by the watch.
-        self._expect_create: dict[str, Expectation] = {}
+        self.expectations = Expectations()
         #: Why the last reconcile could not write ("" when it could), to log transitions once.
         self._paused_for = ""
-        #: uid -> deadline: deleted by us, not yet gone from the watch.
-        self._expect_delete: dict[str, float] = {}
-        self._seen_users: dict[str, float] = {}
-        #: node -> image -> when the node was first seen with it (only images it gained while
-        #: watched; images present at first sight have no time).
-        self._image_seen: dict[str, dict[str, float | None]] = {}
-        self._overhead: dict[str, Resources | None] = {}
-        self._overhead_allowed = config.measure_node_overhead
         self._owner: OwnerRef | None = None
-        self._lock = threading.Lock()
         self.elector = LeaderElector(
             kube,
             config.namespace,
@@ -342,6 +177,15 @@ class PlaceholderController:
             read_timeout=watch_read_timeout,
             clock=monotonic,
         )
+        self.observer = Observer(
+            config,
+            kube,
+            self.metrics,
+            nodes=self.nodes.items,
+            wall=wall,
+            request_timeout=request_timeout,
+        )
+        self.pools = self.observer.pools
         self.users: Informer | None = None
         if adaptive:
             self.users = pod_informer(
@@ -349,43 +193,13 @@ class PlaceholderController:
                 config.users_namespace,
                 config.users.label_selector,
                 self._on_user,
-                _user_stub,
+                user_pod_stub,
             )
         self._threads: list[threading.Thread] = []
         #: When the reconcile loop last went round (monotonic; None before it started).
         self.loop_tick: float | None = None
 
     # --- setup ---
-
-    def _runtime(self, pool: PoolModel) -> PoolRuntime:
-        c = pool.count
-        count = CountSpec(
-            mode=CountMode(c.mode),
-            static=c.static,
-            min=c.min,
-            max=c.max,
-            safety=c.safety,
-            windows=tuple(w.to_window() for w in c.windows),
-            rate_window=c.rate_window_seconds,
-            burst_window=c.burst_window_seconds,
-            burst_min_arrivals=c.burst_min_arrivals,
-            scale_down_delay=c.scale_down_delay_seconds,
-            ready_default=c.node_ready_seconds,
-            ready_samples=c.ready_samples,
-            ready_min=c.node_ready_min_seconds,
-            ready_max=c.node_ready_max_seconds,
-            boot_seconds=c.boot_seconds,
-            image_pull_seconds=c.image_pull_seconds,
-        )
-        spec = PoolSpec(
-            pool.name,
-            template_pod(self.config, pool),
-            SizeMode(pool.size),
-            count,
-            node_fraction=pool.node_fraction,
-            node_requests=pool.node_request_resources(),
-        )
-        return PoolRuntime(pool, spec, frozenset(normalize_image(i) for i in pool.images))
 
     def _leadership(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)
@@ -403,11 +217,7 @@ class PlaceholderController:
             return
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
-        with self._lock:
-            self._expect_create.pop(uid, None)  # the watch has seen it
-            ours = uid in self._expect_delete
-            if kind == "DELETED":
-                self._expect_delete.pop(uid, None)
+        ours = self.expectations.observed(uid, deleted=kind == "DELETED")
         was_going = bool(((old or {}).get("metadata") or {}).get("deletionTimestamp"))
         going = kind == "DELETED" or bool(
             ((new or {}).get("metadata") or {}).get("deletionTimestamp")
@@ -415,156 +225,20 @@ class PlaceholderController:
         bound = bool(((old or obj).get("spec") or {}).get("nodeName"))
         if going and not was_going and bound and not ours:
             pool = str((meta.get("labels") or {}).get(POOL_LABEL) or "")
-            self.metrics.preemptions.labels(pool, _removal_reason(obj)).inc()
+            self.metrics.preemptions.labels(pool, removal_reason(obj)).inc()
         self.wake.set()
 
     def _on_user(self, kind: str, new: Obj | None, old: Obj | None) -> None:
-        if kind not in ("ADDED", "MODIFIED") or new is None:
-            return
-        meta = new.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        labels = meta.get("labels") or {}
-        created = _created(new)
-        with self._lock:
-            if uid in self._seen_users:
-                return
-            self._seen_users[uid] = created
-            for runtime in self.pools.values():
-                wanted = runtime.model.user_labels
-                if all(labels.get(k) == v for k, v in wanted.items()):
-                    insort(runtime.arrivals, (created, uid))
-        if kind == "ADDED":
+        if self.observer.on_user(kind, new):
             self.wake.set()
 
     def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
-        if kind == "SYNC":
+        if self.observer.on_node(kind, new, old):
             self.wake.set()
-            return
-        obj = new if new is not None else old
-        if obj is None:
-            return
-        name = str((obj.get("metadata") or {}).get("name") or "")
-        if kind == "DELETED" or new is None:
-            with self._lock:
-                self._image_seen.pop(name, None)
-                self._overhead.pop(name, None)
-            self.wake.set()
-            return
-        images = _node_images(new)
-        now = self.wall()
-        with self._lock:
-            seen = self._image_seen.get(name)
-            if seen is None:
-                # Images there at first sight: present, but since when is unknown.
-                self._image_seen[name] = dict.fromkeys(images)
-            else:
-                for image in images - seen.keys():
-                    seen[image] = now
-        if old is None or _ready_since(old) != _ready_since(new):
-            self.wake.set()
-
-    # --- observation ---
-
-    def _prune(self, now: float) -> None:
-        cutoff = now - self.horizon
-        with self._lock:
-            for runtime in self.pools.values():
-                del runtime.arrivals[: bisect_left(runtime.arrivals, (cutoff, ""))]
-            for uid in [u for u, t in self._seen_users.items() if t < cutoff]:
-                del self._seen_users[uid]
-
-    def _samples(self, runtime: PoolRuntime) -> tuple[NodeSample, ...]:
-        out = []
-        for obj in self.nodes.items():
-            try:
-                node = node_from_json(obj)
-            except ConversionError as exc:
-                log.debug("skipping node: %s", exc)
-                continue
-            if not node_belongs(runtime.spec.template, node):
-                continue
-            images_ready: float | None = None
-            if runtime.images:
-                with self._lock:
-                    seen = dict(self._image_seen.get(node.name) or {})
-                times = [seen.get(i) for i in runtime.images]
-                if all(i in seen for i in runtime.images) and all(t is not None for t in times):
-                    images_ready = max(t for t in times if t is not None)
-            with self._lock:
-                overhead = self._overhead.get(node.name)
-            ready = clamp_ready(node.created, _ready_since(obj), runtime.spec.count)
-            out.append(
-                NodeSample(
-                    name=node.name,
-                    created=node.created,
-                    allocatable=node.allocatable,
-                    ready=ready,
-                    images_ready=images_ready,
-                    schedulable=not node.unschedulable,
-                    overhead=overhead,
-                )
-            )
-        return tuple(out)
-
-    def _measure_overhead(self, samples: Sequence[NodeSample]) -> None:
-        """DaemonSet and static pods' requests on a few of the pool's newest ready nodes (what
-        a new node carries before any user): node-sized placeholders leave exactly that."""
-        if not self._overhead_allowed:
-            return
-        todo = [n for n in sorted(samples, key=lambda n: -n.created) if n.ready is not None]
-        todo = [n for n in todo[:OVERHEAD_NODES] if n.name not in self._overhead]
-        for sample in todo:
-            try:
-                page = self.kube.list_pods(
-                    None,
-                    field_selector=f"spec.nodeName={sample.name}",
-                    limit=0,
-                    continue_token="",
-                    timeout=self.request_timeout,
-                )
-            except ApiError as exc:
-                if exc.code == 403:
-                    log.warning(
-                        "cannot list pods on nodes (%s): node-sized placeholders assume "
-                        "DaemonSets take %.0f%% of a node; grant cluster-wide pods list or "
-                        "set nodeRequests",
-                        exc,
-                        next(iter(self.pools.values())).spec.overhead_guess * 100,
-                    )
-                    self._overhead_allowed = False
-                    return
-                self.metrics.errors.labels("list-node-pods").inc()
-                return
-            total = Resources()
-            for pod in page.items:
-                meta = pod.get("metadata") or {}
-                refs = meta.get("ownerReferences") or []
-                daemon = any(isinstance(r, dict) and r.get("kind") == "DaemonSet" for r in refs)
-                mirror = MIRROR_ANNOTATION in (meta.get("annotations") or {})
-                phase = (pod.get("status") or {}).get("phase")
-                if (daemon or mirror) and phase not in ("Succeeded", "Failed"):
-                    try:
-                        total = total + pod_requests(pod.get("spec") or {})
-                    except ConversionError:
-                        continue
-            with self._lock:
-                self._overhead[sample.name] = Resources(total.cpu, total.memory, total.pods)
 
     def observe(self) -> PlaceholderObservation:
-        now = self.wall()
-        self._prune(now)
-        pools: dict[str, PoolObservation] = {}
-        for name, runtime in self.pools.items():
-            samples = self._samples(runtime)
-            if runtime.spec.size is SizeMode.NODE and runtime.spec.node_requests is None:
-                self._measure_overhead(samples)
-                samples = self._samples(runtime)
-            with self._lock:
-                arrivals = tuple(t for t, _ in runtime.arrivals)
-            pools[name] = PoolObservation(arrivals, samples)
-        offset = datetime.fromtimestamp(now, self.zone).utcoffset()
-        utc_offset = offset.total_seconds() if offset is not None else 0.0
-        return PlaceholderObservation(now, pools, utc_offset)
+        """What the planner sees now (``placeholders.observation``)."""
+        return self.observer.observe()
 
     # --- owner ---
 
@@ -589,30 +263,19 @@ class PlaceholderController:
         the watch has not shown yet added (Pending), and pods we deleted and the watch still
         shows marked terminating."""
         every, listed_rv = self.placeholders.snapshot()
-        view_rv = _rv_int(listed_rv)
+        view_rv = rv_int(listed_rv)
         seen = {str((p.get("metadata") or {}).get("uid") or "") for p in every}
         pods = [
             p
             for p in every
             if ((p.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL) == pool
         ]
-        with self._lock:
-            for uid, deadline in list(self._expect_delete.items()):
-                if deadline < now or uid not in seen:
-                    del self._expect_delete[uid]
-            for uid, expect in list(self._expect_create.items()):
-                caught_up = (
-                    view_rv is not None
-                    and expect.resource_version is not None
-                    and view_rv >= expect.resource_version
-                )
-                if uid in seen or caught_up or expect.deadline < now:
-                    del self._expect_create[uid]
-            gone = set(self._expect_delete)
-            pending = [e.obj for e in self._expect_create.values() if e.pool == pool]
+        self.expectations.settle(seen, view_rv, now)
+        gone = self.expectations.deleting_uids()
+        pending = self.expectations.pending_creates(pool)
         out = []
         for obj in pods:
-            e = existing(obj, _created(obj))
+            e = existing(obj, creation_time(obj))
             out.append(replace(e, terminating=True) if e.uid in gone else e)
         wall = self.wall()
         out += [existing(obj, wall) for obj in pending]
@@ -718,16 +381,14 @@ class PlaceholderController:
                 )
                 continue
             uid = pods[name].uid
-            with self._lock:
-                self._expect_delete[uid] = self.monotonic() + self.expectation_timeout
+            self.expectations.deleting(uid, self.monotonic() + self.expectation_timeout)
             try:
                 self.kube.delete_pod(
                     ns, name, uid=uid, grace_period_seconds=0, timeout=self.request_timeout
                 )
             except ApiError as exc:
                 if exc.code not in (404, 409):
-                    with self._lock:
-                        self._expect_delete.pop(uid, None)
+                    self.expectations.delete_failed(uid)
                     self.metrics.errors.labels("delete").inc()
                     log.warning("cannot delete placeholder %s: %s", name, exc)
                 continue
@@ -746,13 +407,15 @@ class PlaceholderController:
                     return
                 meta = made.get("metadata") or {}
                 uid = str(meta.get("uid") or "")
-                with self._lock:
-                    self._expect_create[uid] = Expectation(
+                self.expectations.created(
+                    uid,
+                    Expectation(
                         pool,
                         made,
-                        _rv_int(meta.get("resourceVersion")),
+                        rv_int(meta.get("resourceVersion")),
                         self.monotonic() + self.expectation_timeout,
-                    )
+                    ),
+                )
                 self.metrics.created.labels(pool).inc()
             log.info(
                 "pool %s: created %d placeholder(s) (%s, desired %d)",
@@ -864,165 +527,3 @@ class PlaceholderController:
             if informer is not None:
                 informer.join(max(0.0, deadline - time.monotonic()))
         self.elector.release()
-
-
-def node_stub(obj: Obj, *, images: bool) -> Obj:
-    """What the controller keeps of a Node: what ``node_from_json``, ``_ready_since`` and (when
-    a pool names images) ``_node_images`` read.  A real Node is tens of KiB of JSON
-    (managedFields, nodeInfo, every condition with its heartbeat, a hundred images); at 5,000
-    nodes the full objects cost hundreds of MiB the controller never looks at.  Heartbeats and
-    resourceVersions are left out too, so a kubelet's status update leaves the stub equal and
-    wakes nothing."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    out_meta = {k: meta[k] for k in ("name", "uid", "labels", "creationTimestamp") if k in meta}
-    out_spec = {k: spec[k] for k in ("taints", "unschedulable") if k in spec}
-    out_status: Obj = {"allocatable": status.get("allocatable") or {}}
-    ready = [
-        {k: c[k] for k in ("type", "status", "lastTransitionTime") if k in c}
-        for c in status.get("conditions") or []
-        if isinstance(c, dict) and c.get("type") == "Ready"
-    ]
-    out_status["conditions"] = ready[:1]
-    if images and status.get("images"):
-        out_status["images"] = [
-            {"names": list(i.get("names") or [])}
-            for i in status.get("images") or []
-            if isinstance(i, dict)
-        ]
-    return {"metadata": out_meta, "spec": out_spec, "status": out_status}
-
-
-def _user_stub(obj: Obj) -> Obj:
-    """What the controller keeps of a user pod: its identity, labels and creation time (a
-    hub with thousands of users would otherwise keep every pod's full JSON)."""
-    meta = obj.get("metadata") or {}
-    keep = ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion")
-    return {"metadata": {k: meta[k] for k in keep if k in meta}}
-
-
-def _removal_reason(obj: Obj) -> str:
-    """``preempted`` when kube-scheduler marked the victim (DisruptionTarget condition, reason
-    PreemptionByScheduler; ref: pkg/scheduler/framework/preemption), else ``removed``."""
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if (
-            isinstance(cond, dict)
-            and cond.get("type") == "DisruptionTarget"
-            and cond.get("reason") == "PreemptionByScheduler"
-        ):
-            return "preempted"
-    return "removed"
-
-
-# --- command line ------------------------------------------------------------------------
-
-
-def default_identity() -> str:
-    """The Lease holder identity: the pod name (unique per replica) plus a random suffix, so
-    a restarted container never mistakes its predecessor's lease for its own."""
-    base = os.environ.get("POD_NAME") or socket.gethostname()
-    return f"{base}_{uuid.uuid4().hex[:8]}"
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="scheduler-extender placeholders",
-        description="Keep pools of low-priority placeholder pods as spare capacity "
-        "(docs/placeholders.md).",
-    )
-    p.add_argument("--config", required=True, type=Path, help="the controller's YAML config")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: in-cluster)")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--identity", help="Lease holder identity (default: $POD_NAME + suffix)")
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("SCHEDULER_EXTENDER_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-    )
-    p.add_argument("--check", action="store_true", help="validate the config and exit")
-    p.add_argument(
-        "--ops-address",
-        default="0.0.0.0",  # all interfaces: the kubelet probes the pod IP
-        help="address of the metricsPort server (/metrics, /healthz, /readyz)",
-    )
-    return p
-
-
-def main(argv: Sequence[str]) -> int:
-    try:
-        args = parser().parse_args(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        config = load_config(args.config)
-        for pool in config.pools:
-            template_pod(config, pool)
-    except (ConfigError, ValueError) as exc:
-        print(f"scheduler-extender placeholders: invalid config: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        names = ", ".join(f"{p.name} ({p.count.mode}, {p.size})" for p in config.pools)
-        print(f"config OK: {len(config.pools)} pool(s): {names or 'none'}")
-        return 0
-    logging.basicConfig(
-        level=str(args.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    try:
-        kube = connect(kubeconfig=args.kubeconfig, context=args.context)
-    except KubeConfigError as exc:
-        print(f"scheduler-extender placeholders: {exc}", file=sys.stderr)
-        return 2
-    if kube is None:
-        print(
-            "scheduler-extender placeholders: no cluster config found (not in a pod, no "
-            "kubeconfig); pass --kubeconfig",
-            file=sys.stderr,
-        )
-        return 2
-    registry = CollectorRegistry()
-    controller = PlaceholderController(
-        config, kube, identity=args.identity or default_identity(), registry=registry
-    )
-    ops: OpsServer | None = None
-    if config.metrics_port:
-        try:
-            ops = OpsServer(
-                config.metrics_port,
-                registry,
-                healthz=controller.liveness,
-                readyz=controller.readiness,
-                host=args.ops_address,
-            )
-        except OSError as exc:
-            kube.close()
-            print(
-                f"scheduler-extender placeholders: cannot listen on metricsPort "
-                f"{args.ops_address}:{config.metrics_port}: {exc.strerror or exc}",
-                file=sys.stderr,
-            )
-            return 2
-        ops.start()
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    log.info(
-        "placeholder controller %s: %d pool(s) in %s, Lease %s, %s",
-        controller.identity,
-        len(config.pools),
-        config.namespace,
-        config.lease_name,
-        kube.source,
-    )
-    controller.start()
-    done.wait()
-    controller.shutdown()
-    if ops is not None:
-        ops.close()
-    kube.close()
-    return 0

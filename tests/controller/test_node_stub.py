@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from scheduler_extender.kube.convert import node_from_json
-from scheduler_extender.placeholders.controller import _ready_since, node_stub
+from scheduler_extender.kube.convert import node_from_json, node_stub, ready_since
 from tests.controller.conftest import node_obj
 
 
@@ -54,7 +53,7 @@ def test_the_stub_keeps_what_the_controller_reads(images: bool) -> None:
     assert core_stub.unschedulable is core_full.unschedulable is True
     assert core_stub.allocatable == core_full.allocatable
     assert core_stub.created == core_full.created
-    assert _ready_since(stub) == _ready_since(full) is not None
+    assert ready_since(stub) == ready_since(full) is not None
     assert core_stub.images == (core_full.images if images else frozenset())
     assert stub["metadata"]["uid"] == "uid-7"
     # And nothing else.
@@ -82,4 +81,4 @@ def test_a_node_that_is_not_ready_has_no_ready_time() -> None:
     for cond in obj["status"]["conditions"]:
         if cond["type"] == "Ready":
             cond["status"] = "False"
-    assert _ready_since(node_stub(obj, images=False)) is None
+    assert ready_since(node_stub(obj, images=False)) is None

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scheduler_extender.placeholders.controller import PlaceholderController, main
+from scheduler_extender.placeholders.cli import main
+from scheduler_extender.placeholders.controller import PlaceholderController
 from scheduler_extender.placeholders.ops import OpsServer
 from tests.controller.conftest import Factory, config, eventually
 from tests.fakeapi import FakeApiServer

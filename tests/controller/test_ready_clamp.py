@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from scheduler_extender.core.placeholders import plan_placeholders
-from scheduler_extender.placeholders.controller import node_stub
+from scheduler_extender.kube.convert import node_stub
 from tests.controller.conftest import Factory, config, node_obj
 
 
@@ -42,7 +42,7 @@ def test_learned_node_ready_time_is_clamped(
         nodes[f"/user-node-{i}"] = node_stub(obj, images=False)
     c.nodes._items = nodes
     runtime = c.pools["default"]
-    samples = c._samples(runtime)
+    samples = c.observer.samples(runtime)
     assert [s.ready - s.created for s in samples if s.ready is not None] == [learned] * 3
     plan = plan_placeholders([runtime.spec], c.observe())["default"]
     assert plan.ready_seconds == learned

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from scheduler_extender.placeholders.controller import Expectation, PlaceholderController
+from scheduler_extender.placeholders.controller import PlaceholderController
+from scheduler_extender.placeholders.expectations import Expectation
 from tests.controller.conftest import (
     Factory,
     config,
@@ -45,7 +46,9 @@ def test_no_duplicates_while_the_pod_watch_is_broken(
     server.paused.set()  # the first watch will not deliver the pods the controller creates
     c = make_controller(config(**static(3)), expectation_timeout=1.0)
     eventually(count_is(server, 3), what="3 placeholders created")
-    eventually(lambda: len(c._expect_create) == 3, what="3 created, none seen by the watch")
+    eventually(
+        lambda: len(c.expectations.pending_creates()) == 3, what="3 created, none seen by the watch"
+    )
     server.before_request = refuse_pod_watches
     server.cut_watches(partial=False)
     eventually(
@@ -63,7 +66,7 @@ def test_no_duplicates_while_the_pod_watch_is_broken(
     server.before_request = None
     server.paused.clear()
     eventually(lambda: metric(c, f"{PREFIX}_view_ok", informer="placeholders") == 1)
-    eventually(lambda: not c._expect_create, what="expectations met by the watch")
+    eventually(lambda: not c.expectations.pending_creates(), what="expectations met by the watch")
     reconciles = metric(c, f"{PREFIX}_reconciles_total")
     eventually(lambda: metric(c, f"{PREFIX}_reconciles_total") >= reconciles + 3)
     assert len(placeholder_pods(server)) == 3
@@ -88,7 +91,9 @@ def test_a_stalled_watch_keeps_the_expectations_until_it_delivers(
     assert len(placeholder_pods(server)) == 3
     server.paused.clear()
     # Met by observation, long before the 60 s timeout.
-    eventually(lambda: not c._expect_create, timeout=5.0, what="the watch to deliver")
+    eventually(
+        lambda: not c.expectations.pending_creates(), timeout=5.0, what="the watch to deliver"
+    )
     eventually(lambda: metric(c, f"{PREFIX}_view_ok", informer="placeholders") == 1)
     reconciles = metric(c, f"{PREFIX}_reconciles_total")
     eventually(lambda: metric(c, f"{PREFIX}_reconciles_total") >= reconciles + 3)
@@ -133,7 +138,7 @@ def test_create_expectations_are_met_by_observation(
     c: PlaceholderController = make_controller(start=False)
     c.placeholders._items = {f"jhub/p-{u}": pod(u, "50") for u in view}
     c.placeholders.resource_version = view_rv
-    c._expect_create["u1"] = Expectation("default", pod("u1", "?"), created_rv, deadline)
+    c.expectations.created("u1", Expectation("default", pod("u1", "?"), created_rv, deadline))
     pods = c._existing("default", now=0.0)
-    assert ("u1" in c._expect_create) is kept
+    assert bool(c.expectations.pending_creates("default")) is kept
     assert [p.uid for p in pods] == ["u1"] if (kept or view) else pods == []
