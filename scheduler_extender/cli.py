@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Simulate a hub day/week under several scheduling policies and compare them.",
     ),
     "plan": (
-        "scheduler_extender.planner.plan",
+        "scheduler_extender.planner.cli",
         "main",
         "Users per node and memory-overcommit risk for a node type and guarantee/limit pair.",
     ),

@@ -16,14 +16,10 @@ import pytest
 
 from scheduler_extender import cli
 from scheduler_extender.core.allocatable import GI, MI
-from scheduler_extender.planner.plan import (
-    MAX_DRAWS,
-    fmt_bytes,
-    load_catalog,
-    main,
-    parse_catalog,
-    parse_memory,
-)
+from scheduler_extender.planner.catalog import load_catalog, parse_catalog
+from scheduler_extender.planner.cli import main
+from scheduler_extender.planner.inputs import MAX_DRAWS, parse_memory
+from scheduler_extender.planner.render import fmt_bytes
 
 G = 10**9
 Z2JH_EXAMPLE = ["--mem-guarantee", "512M", "--mem-limit", "4G", "--cpu-guarantee", "0.05"]

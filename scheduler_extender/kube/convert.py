@@ -39,12 +39,15 @@ _POD_LEVEL = ("cpu", "memory")
 
 
 class ConversionError(ValueError):
-    """A Kubernetes object had a field of the wrong shape; ``field`` is its JSON path."""
+    """A Kubernetes object had a field of the wrong shape; ``path`` is its JSON path.  For a bad
+    quantity, ``reason`` says what was wrong (``syntax``, ``negative``, ``not-finite``,
+    ``range``), so callers tell errors apart without reading the message."""
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, reason: str = "shape") -> None:
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +140,27 @@ def quantity(value: object, path: str) -> Decimal:
     try:
         q = _parse(str(value))
     except (ValueError, ArithmeticError) as exc:
-        raise ConversionError(path, f"invalid quantity {value!r}") from exc
+        raise ConversionError(path, f"invalid quantity {value!r}", "syntax") from exc
     if not q.is_finite():
-        raise ConversionError(path, f"invalid quantity {value!r}: not finite")
+        raise ConversionError(path, f"invalid quantity {value!r}: not finite", "not-finite")
     if q < 0:
-        raise ConversionError(path, f"invalid quantity {value!r}: must not be negative")
+        raise ConversionError(path, f"invalid quantity {value!r}: must not be negative", "negative")
     if q > _INT64_MAX:
-        raise ConversionError(path, f"invalid quantity {value!r}: out of range")
+        raise ConversionError(path, f"invalid quantity {value!r}: out of range", "range")
     return q
+
+
+def millicores(value: object, path: str) -> int:
+    """A cpu quantity in millicores, rounded up (as the API server rounds requests)."""
+    q = quantity(value, path)
+    if q * 1000 > _INT64_MAX:
+        raise ConversionError(path, f"invalid quantity {value!r}: out of range", "range")
+    return math.ceil(q * 1000)
+
+
+def base_units(value: object, path: str) -> int:
+    """A quantity in its base unit (bytes for memory), rounded up."""
+    return math.ceil(quantity(value, path))
 
 
 def resources_from(values: Mapping[str, Any], path: str) -> Resources:
@@ -153,17 +169,14 @@ def resources_from(values: Mapping[str, Any], path: str) -> Resources:
     cpu = memory = pods = 0
     scalar: dict[str, int] = {}
     for name, raw in values.items():
-        q = quantity(raw, f"{path}.{name}")
         if name == "cpu":
-            if q * 1000 > _INT64_MAX:
-                raise ConversionError(f"{path}.{name}", f"invalid quantity {raw!r}: out of range")
-            cpu = math.ceil(q * 1000)
+            cpu = millicores(raw, f"{path}.{name}")
         elif name == "memory":
-            memory = math.ceil(q)
+            memory = base_units(raw, f"{path}.{name}")
         elif name == "pods":
-            pods = math.ceil(q)
+            pods = base_units(raw, f"{path}.{name}")
         else:
-            amount = math.ceil(q)
+            amount = base_units(raw, f"{path}.{name}")
             if amount:
                 scalar[name] = amount
     return Resources(cpu, memory, pods, MappingProxyType(scalar) if scalar else Resources().scalar)

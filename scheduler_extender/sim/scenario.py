@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from scheduler_extender.core.placeholders import make_window
-from scheduler_extender.kube.convert import ConversionError, quantity
+from scheduler_extender.kube.convert import ConversionError, base_units, millicores
 from scheduler_extender.validation import describe_validation_error
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
@@ -55,14 +55,14 @@ def parse_duration(value: object) -> float:
 
 def _cpu(value: object) -> int:
     try:
-        return math.ceil(quantity(value, "cpu") * 1000)
+        return millicores(value, "cpu")
     except ConversionError as exc:
         raise ValueError(exc.problem) from None
 
 
 def _bytes(value: object) -> int:
     try:
-        return math.ceil(quantity(value, "memory"))
+        return base_units(value, "memory")
     except ConversionError as exc:
         raise ValueError(exc.problem) from None
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scheduler_extender.kube.convert import ConversionError, normalize_image, quantity
+from scheduler_extender.kube.convert import ConversionError, base_units, millicores, normalize_image
 from scheduler_extender.sim.scenario import Profile, Scenario, ScenarioError
 
 WEEK = 7 * 86400.0
@@ -178,12 +178,8 @@ def users_from_rows(
         if t1 < t0:
             raise ScenarioError(f"{where}: the session ends before it arrives")
         try:
-            cpu = math.ceil(quantity(row["cpu"], "cpu") * 1000) if row.get("cpu") else default.cpu
-            mem = (
-                math.ceil(quantity(row["memory"], "memory"))
-                if row.get("memory")
-                else default.memory
-            )
+            cpu = millicores(row["cpu"], "cpu") if row.get("cpu") else default.cpu
+            mem = base_units(row["memory"], "memory") if row.get("memory") else default.memory
         except ConversionError as exc:
             raise ScenarioError(f"{where}: {exc.problem}") from None
         image = normalize_image(row.get("image") or default.image)
