@@ -204,6 +204,7 @@ class LiveState:
         self._applier: threading.Thread | None = None
         self.applier = ApplierHealth()
         self._gc_paused = False
+        self._gc_paused_at = 0.0
         self.metrics = CacheMetrics(registry, self) if registry is not None else None
         rng = rng or random.Random()
         self.reflectors = {
@@ -235,6 +236,7 @@ class LiveState:
             # sync is done, then freeze what was built (see docs/live-state.md).
             gc.disable()
             self._gc_paused = True
+            self._gc_paused_at = self.clock()
         applier = threading.Thread(target=self._apply_loop, name="cache-applier", daemon=True)
         self._applier = applier
         self._threads.append(applier)
@@ -467,9 +469,17 @@ class LiveState:
         if store.pending:
             self._snapshot = store.publish()
             self.publishes += 1
+        if self._gc_paused and self.clock() - self._gc_paused_at > self.options.gc_pause_max_seconds:
+            log.warning(
+                "no full sync after %.0fs: garbage collection back on (freezes after the sync)",
+                self.options.gc_pause_max_seconds,
+            )
+            gc.enable()
+            self._gc_paused = False
         if len(self.listed) == len(KINDS) and not self._synced.is_set():
-            if self._gc_paused:
+            if self.options.freeze_gc_after_sync:
                 gc.freeze()
+            if self._gc_paused:
                 gc.enable()
                 self._gc_paused = False
             self._synced.set()

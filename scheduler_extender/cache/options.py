@@ -35,3 +35,8 @@ class CacheOptions:
     #: (and again after each relist), so full collections never walk it.  Global to the
     #: process, hence off by default and on in ``serve``.
     freeze_gc_after_sync: bool = False
+    #: The longest the collector stays off waiting for that first sync.  The full upstream
+    #: envelope (5,000 nodes, 150,000 pods) syncs in about 20 s here; a sync that never comes
+    #: (an RBAC 403 on the list, an API server away) must not leave the process without a
+    #: cyclic collector for good.
+    gc_pause_max_seconds: float = 120.0

@@ -213,64 +213,57 @@ def run_servers(
     sockets: Sequence[socket.socket],
 ) -> list[int]:
     """uvicorn for the verbs on ``sockets[0]`` and, with ``metrics_port``, a second listener
-    for /metrics, /healthz and /readyz on ``sockets[1]`` in the same event loop.  Only the main
-    server handles signals; when it stops, the metrics listener stops with it.  Returns the
-    signals that stopped it, for the caller to re-raise after its own cleanup."""
+    for /metrics, /healthz and /readyz on ``sockets[1]`` in the same event loop.  SIGINT and
+    SIGTERM stop both gracefully (a second one forces the exit, as uvicorn does).  Returns the
+    signals that stopped them, for the caller to re-raise after its own cleanup (uvicorn would
+    re-raise as soon as it has stopped, before the live cache is stopped).  The signal handlers
+    are ours, set on the event loop; uvicorn's are switched off through its ``capture_signals``
+    hook, so nothing here reads uvicorn's private state."""
     import uvicorn
 
     from scheduler_extender.extender.app import create_ops_app
 
-    class _Main(uvicorn.Server):
-        """uvicorn's signal handling, except that re-raising the signal is left to the caller
-        (uvicorn re-raises as soon as it has stopped, before the live cache is stopped)."""
+    class _NoSignals(uvicorn.Server):
+        """A uvicorn server that leaves signals to ``run_servers``."""
 
-        def __init__(self, config: uvicorn.Config) -> None:
-            super().__init__(config)
-            self.caught: list[int] = []
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            with super().capture_signals():
-                yield
-                self.caught = list(self._captured_signals)
-                self._captured_signals.clear()
-
-    main = _Main(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
-    )
-    if settings.metrics_port is None:
-        main.run(sockets=[sockets[0]])
-        return main.caught
-
-    class _Quiet(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    ops = _Quiet(
-        uvicorn.Config(
-            create_ops_app(state, registry),
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            log_level=settings.log_level,
-            access_log=False,
+    def config(asgi: Any, host: str, port: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            asgi, host=host, port=port, log_level=settings.log_level, access_log=False
         )
-    )
 
-    async def both() -> None:
-        task = asyncio.create_task(ops.serve(sockets=[sockets[1]]))
+    servers = [(_NoSignals(config(app, settings.host, settings.port)), sockets[0])]
+    if settings.metrics_port is not None:
+        ops_app = create_ops_app(state, registry)
+        ops = _NoSignals(config(ops_app, settings.metrics_host, settings.metrics_port))
+        servers.append((ops, sockets[1]))
+    main = servers[0][0]
+    caught: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if caught:
+            for server, _ in servers:
+                server.force_exit = True
+        caught.append(signum)
+        main.should_exit = True
+
+    async def serve_all() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        others = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers[1:]]
         try:
-            await main.serve(sockets=[sockets[0]])
+            await main.serve(sockets=[servers[0][1]])
         finally:
-            ops.should_exit = True
-            await task
+            for server, _ in servers[1:]:
+                server.should_exit = True
+            await asyncio.gather(*others)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     with asyncio.Runner(loop_factory=main.config.get_loop_factory()) as runner:
-        runner.run(both())
-    return main.caught
+        runner.run(serve_all())
+    return caught[:1]

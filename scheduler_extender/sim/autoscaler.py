@@ -27,15 +27,37 @@ kube-scheduler).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from scheduler_extender.core.policy import DELETION_CANDIDATE_TAINT
 from scheduler_extender.core.snapshot import node_info
-from scheduler_extender.core.types import NodeInfo, Pod
-from scheduler_extender.sim.model import Kind, PodState, SimNode, SimPod
+from scheduler_extender.core.types import Node, NodeInfo, Pod
+from scheduler_extender.sim.cluster import LiveSnapshot
+from scheduler_extender.sim.model import Kind, PodState, SimNode, SimPod, Stats
+from scheduler_extender.sim.scenario import Scenario
 
-if TYPE_CHECKING:
-    from scheduler_extender.sim.engine import Simulation
+
+class Simulation(Protocol):
+    """What the autoscaler models read and do to the simulated cluster
+    (``sim.engine.Simulation`` is one; the autoscaler does not import the engine)."""
+
+    scenario: Scenario
+    cache: LiveSnapshot
+    nodes: dict[str, SimNode]
+    order: list[str]
+    flagged: dict[str, SimPod]
+    stats: Stats
+
+    @property
+    def now(self) -> float: ...
+    def at(self, time: float, kind: Kind, obj: object = None) -> None: ...
+    def pool_size(self) -> int: ...
+    def template_node(self, name: str, created: float) -> Node: ...
+    def add_node(self, *, ready_at: float | None = None, with_images: bool = False) -> SimNode: ...
+    def set_soft_taint(self, sim: SimNode, on: bool) -> None: ...
+    def remove_node(self, sim: SimNode) -> None: ...
+    def fits(self, pod: Pod, info: NodeInfo) -> bool: ...
+    def info_with(self, info: NodeInfo, pod: Pod) -> NodeInfo: ...
 
 
 class Autoscaler(Protocol):

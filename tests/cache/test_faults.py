@@ -292,3 +292,38 @@ def test_readyz_says_why_the_first_list_fails(server: FakeApiServer, tmp_path: o
     finally:
         state.stop()
         kube.close()
+
+
+def test_gc_comes_back_when_the_first_sync_never_comes(server: FakeApiServer, kube: object) -> None:
+    """A pod list that never completes (an RBAC 403 loop looks the same to the cache) must not
+    leave the process without a cyclic collector: after ``gc_pause_max_seconds`` it is back,
+    and the cache is still frozen once the sync finally comes."""
+    import dataclasses
+    import gc
+
+    from prometheus_client import CollectorRegistry
+
+    from scheduler_extender.kube.client import KubeClient
+
+    assert isinstance(kube, KubeClient)
+    frozen_before = gc.get_freeze_count()
+    gate = threading.Event()
+    server.store.hooks.after_list_page = lambda rt, page: gate.wait(10) if rt == PODS else None
+    now = [1000.0]
+    options = dataclasses.replace(FAST, freeze_gc_after_sync=True, gc_pause_max_seconds=60.0)
+    state = LiveState(kube, options, registry=CollectorRegistry(), clock=lambda: now[0])
+    state.start()
+    try:
+        eventually(lambda: "nodes" in state.listed, 10, "nodes listed")
+        assert not gc.isenabled()
+        now[0] += 61.0  # the applier checks at least once a second
+        eventually(gc.isenabled, 10, "the collector back on without a sync")
+        gate.set()
+        assert state.wait_synced(10)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gate.set()
+        state.stop()
+        gc.unfreeze()
+    assert gc.isenabled()
