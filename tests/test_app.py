@@ -216,7 +216,7 @@ def test_bind_is_not_gated_by_readiness() -> None:
 
 
 def test_health_ready_and_metrics(client: TestClient) -> None:
-    assert client.get("/healthz").text == "ok"
+    assert client.get("/healthz").text == "ok\n"
     assert client.get("/readyz").status_code == 200
     client.post("/prioritize", json=_args())
     client.post("/prioritize", content=b"{", headers={"Content-Type": "application/json"})

@@ -469,7 +469,10 @@ class LiveState:
         if store.pending:
             self._snapshot = store.publish()
             self.publishes += 1
-        if self._gc_paused and self.clock() - self._gc_paused_at > self.options.gc_pause_max_seconds:
+        if (
+            self._gc_paused
+            and self.clock() - self._gc_paused_at > self.options.gc_pause_max_seconds
+        ):
             log.warning(
                 "no full sync after %.0fs: garbage collection back on (freezes after the sync)",
                 self.options.gc_pause_max_seconds,

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 
 from scheduler_extender import __version__
@@ -49,6 +49,7 @@ from scheduler_extender.extender.wire import (
     HostPriorityList,
 )
 from scheduler_extender.kube.convert import ConversionError, PlaceholderRule, pod_from_json
+from scheduler_extender.ops import PATHS, Check, ops_reply
 from scheduler_extender.validation import describe_validation_error
 
 log = logging.getLogger("scheduler_extender")
@@ -326,20 +327,20 @@ def create_app(
 def add_ops_routes(app: FastAPI, state: ClusterState, registry: CollectorRegistry) -> None:
     """``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus)."""
 
-    @app.get("/healthz", response_class=PlainTextResponse)
-    async def healthz() -> str:
-        return "ok"
+    def ready() -> tuple[bool, str]:
+        readiness = state.readiness()
+        return readiness.ready, "ok" if readiness.ready else f"not ready: {readiness.reason}"
 
-    @app.get("/readyz", response_class=PlainTextResponse)
-    async def readyz() -> Response:
-        ready = state.readiness()
-        if ready.ready:
-            return PlainTextResponse("ok")
-        return PlainTextResponse(f"not ready: {ready.reason}", status_code=503)
+    checks: dict[str, Check] = {"/healthz": lambda: (True, "ok"), "/readyz": ready}
+    for path in PATHS:
 
-    @app.get("/metrics")
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        async def endpoint(request: Request) -> Response:
+            # Answered on the event loop the verbs use: a probe that gets an answer proves
+            # the loop is not frozen (scheduler_extender.ops).
+            reply = ops_reply(request.url.path, registry, checks)
+            return Response(reply.body, reply.status, media_type=reply.content_type)
+
+        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
 
 
 def create_ops_app(state: ClusterState, registry: CollectorRegistry) -> FastAPI:

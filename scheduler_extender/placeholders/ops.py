@@ -1,7 +1,8 @@
 """The placeholder controller's operations port: ``/metrics``, ``/healthz`` and ``/readyz``.
 
-One small HTTP server (the standard library's, in a daemon thread) on ``metricsPort``, so the
-chart can point the kubelet's probes at the same port Prometheus scrapes:
+One small HTTP server (the standard library's, in a daemon thread: the controller has no event
+loop) on ``metricsPort``, so the chart can point the kubelet's probes at the same port
+Prometheus scrapes; what each path answers is ``scheduler_extender.ops``'s:
 
 - ``/healthz`` (liveness): the reconcile loop and the leader election still run and the loop
   went round recently.  A wedged process is restarted; a controller that merely cannot reach
@@ -17,17 +18,13 @@ The port is bound when the server is made, so a port in use fails at start-up wi
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-log = logging.getLogger(__name__)
-
-Check = Callable[[], tuple[bool, str]]  # -> (ok, text)
+from scheduler_extender.ops import Check, ops_reply
 
 
 class _Server(ThreadingHTTPServer):
@@ -51,20 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            self._send(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
-            return
-        check = self.server.checks.get(path)
-        if check is None:
-            self._send(404, b"not found: /metrics, /healthz or /readyz\n", "text/plain")
-            return
-        try:
-            ok, text = check()
-        except Exception as exc:  # a check that fails is a failed check, not a dead server
-            log.exception("%s check failed", path)
-            ok, text = False, f"check failed: {type(exc).__name__}: {exc}"
-        self._send(200 if ok else 503, (text.rstrip("\n") + "\n").encode(), "text/plain")
+        reply = ops_reply(self.path.split("?", 1)[0], self.server.registry, self.server.checks)
+        self._send(reply.status, reply.body, reply.content_type)
 
     do_HEAD = do_GET
 

@@ -207,7 +207,7 @@ def test_cache_equals_truth_after_fault_and_extender_keeps_answering(
     writer.many(5)
     assert_cache_matches(server, live)
     status, body = app_server.get("/readyz")
-    assert (status, body) == (200, "ok")
+    assert (status, body) == (200, "ok\n")
 
 
 def test_readyz_is_503_until_both_kinds_listed(server: FakeApiServer, kube: object) -> None:

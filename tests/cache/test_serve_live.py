@@ -109,7 +109,7 @@ def test_serve_command_against_the_fake_cluster(server: FakeApiServer, tmp_path:
 
         def ready() -> bool:
             try:
-                return probe.get("/readyz") == (200, "ok")
+                return probe.get("/readyz") == (200, "ok\n")
             except OSError:
                 return False
 
