@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-lower lint typecheck unit serve simulate-all clean manifests
+.PHONY: run test test-core test-lower lint typecheck unit serve simulate-all clean manifests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ manifests: $(VENV)/.installed-dev
 
 ## test: lint, types, architecture contract and the whole test suite
 test: $(VENV)/.installed-dev lint typecheck unit
+
+## test-core: the developer's inner loop, the pure-core tests only (tests/core/, marker `core`)
+test-core: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m core
 
 ## test-lower: the suite against the oldest dependency versions pyproject.toml admits
 ## (.ci/lower-bounds.txt), in its own venv, so a floor that stopped working fails CI

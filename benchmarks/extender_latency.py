@@ -3,7 +3,7 @@
 For each cluster size, a server process runs the real app (``create_app`` under uvicorn on
 127.0.0.1, as ``scheduler-extender serve`` does) over a synthetic state of N nodes with ~30 pods
 each; this process plays kube-scheduler: one keep-alive connection, one call at a time, the
-realistic user pod from tests/golden/pod.json, all N nodes as candidates (the worst case: the
+realistic user pod from tests/extender/golden/pod.json, all N nodes as candidates (the worst case: the
 scheduler sends only the feasible ones).  Modes: names (``nodeCacheCapable: true``, what we ship)
 and full-node (``Nodes`` with realistic Node objects, ~40 images each).
 
@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-POD = json.loads((ROOT / "tests" / "golden" / "pod.json").read_text())
+POD = json.loads((ROOT / "tests" / "extender" / "golden" / "pod.json").read_text())
 PODS_PER_NODE = 30
 IMAGES_PER_NODE = 40
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from scheduler_extender.cache.store import Store, snapshot_pods
 from scheduler_extender.kube.client import ApiError, KubeClient, ListPage, WatchEvent
 from scheduler_extender.kube.convert import DEFAULT_PLACEHOLDER_RULE
 from tests.cache.conftest import FAST, eventually, truth
+from tests.cache.scripted import FakeClock, RecordingStop, Script, ScriptedKube, ScriptedStream
 from tests.fakeapi import NODES, PODS, FakeApiServer, node_json, pod_json
 
 # --- objects that cannot be converted -------------------------------------------------------
@@ -97,70 +96,6 @@ def test_objects_that_fail_conversion_are_skipped_and_the_rest_syncs(
 
 
 # --- very short watches ---------------------------------------------------------------------
-
-
-@dataclass
-class Script:
-    """One scripted watch: how long it stays open (on the fake clock) and what it delivers."""
-
-    seconds: float
-    events: list[WatchEvent] = field(default_factory=list)
-
-
-class ScriptedStream:
-    def __init__(self, clock: FakeClock, script: Script) -> None:
-        self.clock = clock
-        self.script = script
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        yield from self.script.events
-        self.clock.now += self.script.seconds
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ScriptedKube:
-    """Lists nothing and opens the scripted watches in turn."""
-
-    def __init__(self, clock: FakeClock, scripts: list[Script]) -> None:
-        self.clock = clock
-        self.scripts = scripts
-        self.watches = 0
-
-    def list(self, kind: str, **_: Any) -> ListPage:
-        return ListPage([], "5", "")
-
-    def watch(self, kind: str, **_: Any) -> ScriptedStream:
-        script = self.scripts[min(self.watches, len(self.scripts) - 1)]
-        self.watches += 1
-        return ScriptedStream(self.clock, script)
-
-
-class RecordingStop(threading.Event):
-    """The reflector's stop event: records each backoff wait instead of sleeping, and stops the
-    reflector once ``watches`` watches have been opened."""
-
-    def __init__(self, kube: ScriptedKube, watches: int) -> None:
-        super().__init__()
-        self.kube = kube
-        self.watches = watches
-        self.waits: list[tuple[int, float]] = []  # (watches opened so far, delay)
-
-    def is_set(self) -> bool:
-        return super().is_set() or self.kube.watches >= self.watches
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waits.append((self.kube.watches, timeout or 0.0))
-        return self.is_set()
 
 
 def _run_reflector(

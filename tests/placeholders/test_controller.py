@@ -15,7 +15,8 @@ from scheduler_extender.placeholders.pods import (
     OwnerRef,
     build_pod,
 )
-from tests.controller.conftest import (
+from tests.fakeapi import DEPLOYMENTS, PODS, FakeApiServer, pod_json
+from tests.placeholders.conftest import (
     NS,
     OWNER,
     PRIORITY_CLASS,
@@ -26,7 +27,6 @@ from tests.controller.conftest import (
     metric,
     placeholder_pods,
 )
-from tests.fakeapi import DEPLOYMENTS, PODS, FakeApiServer, pod_json
 
 PREFIX = "scheduler_extender_placeholders"
 

@@ -10,7 +10,7 @@ import pytest
 
 from scheduler_extender.core.placeholders import plan_placeholders
 from scheduler_extender.kube.convert import node_stub
-from tests.controller.conftest import Factory, config, node_obj
+from tests.placeholders.conftest import Factory, config, node_obj
 
 
 def adaptive(**count: Any) -> dict[str, Any]:

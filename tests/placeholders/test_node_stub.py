@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from scheduler_extender.kube.convert import node_from_json, node_stub, ready_since
-from tests.controller.conftest import node_obj
+from tests.placeholders.conftest import node_obj
 
 
 def full_node() -> dict[str, Any]:

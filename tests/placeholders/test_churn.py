@@ -16,7 +16,7 @@ from scheduler_extender.core.placeholders import (
 )
 from scheduler_extender.core.types import Resources
 from scheduler_extender.placeholders.pods import build_pod, spec_hash
-from tests.controller.conftest import Factory, config
+from tests.placeholders.conftest import Factory, config
 
 GiB = 1024**3
 

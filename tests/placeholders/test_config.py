@@ -20,8 +20,8 @@ from scheduler_extender.cli import main as cli_main
 from scheduler_extender.placeholders.config import ConfigError, parse_config
 from scheduler_extender.placeholders.pods import template_pod
 from tests.chart.conftest import VALUES_SETS, objects, rendered
-from tests.controller.conftest import NS, config, count_is, eventually
 from tests.fakeapi import LEASES, FakeApiServer
+from tests.placeholders.conftest import NS, config, count_is, eventually
 
 BASE: dict[str, Any] = {
     "namespace": "jhub",

@@ -27,7 +27,7 @@ from scheduler_extender.sim.placeholders import pool_spec
 from scheduler_extender.sim.scenario import scenario_from_data
 from scheduler_extender.sim.scheduler import parse_policy
 from tests.cache.conftest import eventually
-from tests.controller.conftest import Factory, config
+from tests.placeholders.conftest import Factory, config
 from tests.sim.test_engine import TINY
 
 #: The same pool written both ways, every number away from its default.

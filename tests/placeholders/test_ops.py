@@ -15,8 +15,8 @@ import yaml
 from scheduler_extender.placeholders.cli import main
 from scheduler_extender.placeholders.controller import PlaceholderController
 from scheduler_extender.placeholders.ops import OpsServer
-from tests.controller.conftest import Factory, config, eventually
 from tests.fakeapi import FakeApiServer
+from tests.placeholders.conftest import Factory, config, eventually
 
 
 def get(port: int, path: str) -> tuple[int, str]:

@@ -9,8 +9,8 @@ import pytest
 
 from scheduler_extender.kube.client import KubeClient
 from scheduler_extender.placeholders.leader import LeaderElector, Record
-from tests.controller.conftest import NS
 from tests.fakeapi import LEASES, FakeApiServer
+from tests.placeholders.conftest import NS
 
 #: What the API server accepts for a MicroTime: six fractional digits (the client writes the
 #: offset as +00:00).

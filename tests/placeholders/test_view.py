@@ -14,7 +14,8 @@ import pytest
 
 from scheduler_extender.placeholders.controller import PlaceholderController
 from scheduler_extender.placeholders.expectations import Expectation
-from tests.controller.conftest import (
+from tests.fakeapi import FakeApiServer
+from tests.placeholders.conftest import (
     Factory,
     config,
     count_is,
@@ -22,7 +23,6 @@ from tests.controller.conftest import (
     metric,
     placeholder_pods,
 )
-from tests.fakeapi import FakeApiServer
 
 PREFIX = "scheduler_extender_placeholders"
 

@@ -8,7 +8,8 @@ import threading
 from typing import Any
 
 from scheduler_extender.kube.client import ApiError, KubeClient
-from tests.controller.conftest import (
+from tests.fakeapi import LEASES, PODS, FakeApiServer
+from tests.placeholders.conftest import (
     NS,
     Factory,
     config,
@@ -18,7 +19,6 @@ from tests.controller.conftest import (
     metric,
     placeholder_pods,
 )
-from tests.fakeapi import LEASES, PODS, FakeApiServer
 
 PREFIX = "scheduler_extender_placeholders"
 
