@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -240,9 +242,12 @@ def test_readyz_is_503_until_both_kinds_listed(server: FakeApiServer, kube: obje
         state.stop()
 
 
-def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
-    server: FakeApiServer, kube: object
-) -> None:
+@contextmanager
+def pods_list_held(
+    server: FakeApiServer, kube: object, clock: Callable[[], float] = time.monotonic, **opts: Any
+) -> Iterator[tuple[LiveState, threading.Event]]:
+    """A live state with ``freeze_gc_after_sync`` whose pod list is held until the yielded
+    event is set; afterwards the collector is unfrozen and must be enabled again."""
     import dataclasses
     import gc
 
@@ -252,23 +257,49 @@ def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
 
     assert isinstance(kube, KubeClient)
     assert gc.isenabled()
-    frozen_before = gc.get_freeze_count()
     gate = threading.Event()
     server.store.hooks.after_list_page = lambda rt, page: gate.wait(10) if rt == PODS else None
-    options = dataclasses.replace(FAST, freeze_gc_after_sync=True)
-    state = LiveState(kube, options, registry=CollectorRegistry()).start()
+    options = dataclasses.replace(FAST, freeze_gc_after_sync=True, **opts)
+    state = LiveState(kube, options, registry=CollectorRegistry(), clock=clock).start()
     try:
         eventually(lambda: "nodes" in state.listed, 10, "nodes listed")
-        assert not gc.isenabled()  # still syncing pods: no automatic collections
-        gate.set()
-        assert state.wait_synced(10)
-        assert gc.isenabled()
-        assert gc.get_freeze_count() > frozen_before
+        yield state, gate
     finally:
         gate.set()
         state.stop()
         gc.unfreeze()
     assert gc.isenabled()
+
+
+def test_gc_is_paused_until_the_first_sync_then_the_cache_is_frozen(
+    server: FakeApiServer, kube: object
+) -> None:
+    import gc
+
+    frozen_before = gc.get_freeze_count()
+    with pods_list_held(server, kube) as (state, gate):
+        assert not gc.isenabled()  # still syncing pods: no automatic collections
+        gate.set()
+        assert state.wait_synced(10)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before
+
+
+def test_gc_comes_back_when_the_first_sync_never_comes(server: FakeApiServer, kube: object) -> None:
+    """A pod list that never completes (an RBAC 403 loop looks the same to the cache) must not
+    leave the process without a cyclic collector: after ``gc_pause_max_seconds`` it is back,
+    and the cache is still frozen once the sync finally comes."""
+    import gc
+
+    frozen_before = gc.get_freeze_count()
+    now = [1000.0]
+    with pods_list_held(server, kube, lambda: now[0], gc_pause_max_seconds=60.0) as (state, gate):
+        assert not gc.isenabled()
+        now[0] += 61.0  # the applier checks at least once a second
+        eventually(gc.isenabled, 10, "the collector back on without a sync")
+        gate.set()
+        assert state.wait_synced(10)
+        assert gc.get_freeze_count() > frozen_before
 
 
 def test_readyz_says_why_the_first_list_fails(server: FakeApiServer, tmp_path: object) -> None:
@@ -292,38 +323,3 @@ def test_readyz_says_why_the_first_list_fails(server: FakeApiServer, tmp_path: o
     finally:
         state.stop()
         kube.close()
-
-
-def test_gc_comes_back_when_the_first_sync_never_comes(server: FakeApiServer, kube: object) -> None:
-    """A pod list that never completes (an RBAC 403 loop looks the same to the cache) must not
-    leave the process without a cyclic collector: after ``gc_pause_max_seconds`` it is back,
-    and the cache is still frozen once the sync finally comes."""
-    import dataclasses
-    import gc
-
-    from prometheus_client import CollectorRegistry
-
-    from scheduler_extender.kube.client import KubeClient
-
-    assert isinstance(kube, KubeClient)
-    frozen_before = gc.get_freeze_count()
-    gate = threading.Event()
-    server.store.hooks.after_list_page = lambda rt, page: gate.wait(10) if rt == PODS else None
-    now = [1000.0]
-    options = dataclasses.replace(FAST, freeze_gc_after_sync=True, gc_pause_max_seconds=60.0)
-    state = LiveState(kube, options, registry=CollectorRegistry(), clock=lambda: now[0])
-    state.start()
-    try:
-        eventually(lambda: "nodes" in state.listed, 10, "nodes listed")
-        assert not gc.isenabled()
-        now[0] += 61.0  # the applier checks at least once a second
-        eventually(gc.isenabled, 10, "the collector back on without a sync")
-        gate.set()
-        assert state.wait_synced(10)
-        assert gc.isenabled()
-        assert gc.get_freeze_count() > frozen_before
-    finally:
-        gate.set()
-        state.stop()
-        gc.unfreeze()
-    assert gc.isenabled()
