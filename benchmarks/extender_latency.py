@@ -4,8 +4,8 @@ For each cluster size, a server process runs the real app (``create_app`` under 
 127.0.0.1, as ``scheduler-extender serve`` does) over a synthetic state of N nodes with ~30 pods
 each; this process plays kube-scheduler: one keep-alive connection, one call at a time, the
 realistic user pod from tests/extender/golden/pod.json, all N nodes as candidates (the worst
-case: the scheduler sends only the feasible ones).  Modes: names (``nodeCacheCapable: true``, what we ship)
-and full-node (``Nodes`` with realistic Node objects, ~40 images each).
+case: the scheduler sends only the feasible ones).  Modes: names (``nodeCacheCapable: true``,
+what we ship) and full-node (``Nodes`` with realistic Node objects, ~40 images each).
 
 Prints p50/p99 latency and requests/s per verb, mode and size, the HTTP floor (GET /healthz on
 the same connection) and the in-process time of the core alone and of the whole handler.
