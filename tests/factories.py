@@ -1,4 +1,8 @@
-"""Builders for pods, nodes and snapshots, as core values and as Kubernetes JSON.
+"""Builders for pods, nodes and snapshots, as core values and as Kubernetes JSON, and the way
+back from core values to Kubernetes JSON (the parity test replays the simulator's requests
+through the real app, which must parse them with ``convert`` exactly as it parses a cluster's).
+The fake API server's realistic full-size objects are in tests/fakeapi/objects.py (it also runs
+standalone, for the benchmarks).
 
 Defaults describe a z2jh-like user pool: 4-cpu/26Gi nodes labelled and tainted for users, user
 pods requesting 50m/512Mi and tolerating the user taint.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from scheduler_extender.core.policy import NODE_PURPOSE_LABEL
@@ -187,3 +192,79 @@ def node_json(
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }
+
+
+# --- core values back to Kubernetes JSON ----------------------------------------------------
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_to_json(pod: Pod) -> dict[str, Any]:
+    """A core ``Pod`` back to the JSON the API server lists (what ``convert`` reads back)."""
+    requests: dict[str, str] = {}
+    if pod.requests.cpu:
+        requests["cpu"] = f"{pod.requests.cpu}m"
+    if pod.requests.memory:
+        requests["memory"] = str(pod.requests.memory)
+    spec: dict[str, Any] = {
+        "schedulerName": "user-scheduler",
+        "priority": pod.priority,
+        "containers": [
+            {"name": f"c{i}", "image": image, "resources": {"requests": requests if i == 0 else {}}}
+            for i, image in enumerate(pod.images or ("registry.k8s.io/pause:3.9",))
+        ],
+        "tolerations": [
+            {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}
+            for t in pod.tolerations
+        ],
+    }
+    if pod.node_name:
+        spec["nodeName"] = pod.node_name
+    labels = {"component": "user-placeholder" if pod.placeholder else "singleuser-server"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod.name,
+            "namespace": pod.namespace,
+            "uid": pod.uid,
+            "labels": labels,
+            "creationTimestamp": _time(pod.created),
+        },
+        "spec": spec,
+        "status": {"phase": "Running" if pod.node_name else "Pending"},
+    }
+
+
+def node_to_json(node: Node) -> dict[str, Any]:
+    """A core ``Node`` back to the JSON the API server lists."""
+    alloc = node.allocatable
+    allocatable = {"cpu": f"{alloc.cpu}m", "memory": str(alloc.memory), "pods": str(alloc.pods)}
+    spec: dict[str, Any] = {
+        "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints]
+    }
+    if node.unschedulable:
+        spec["unschedulable"] = True
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node.name,
+            "labels": dict(node.labels),
+            "creationTimestamp": _time(node.created),
+        },
+        "spec": spec,
+        "status": {
+            "allocatable": allocatable,
+            "images": [{"names": [image], "sizeBytes": 1} for image in sorted(node.images)],
+        },
+    }
+
+
+def snapshot_objects(snapshot: Snapshot) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every node and pod of ``snapshot`` as Kubernetes JSON."""
+    nodes = [node_to_json(info.node) for info in snapshot.nodes.values()]
+    pods = [pod_to_json(pod) for info in snapshot.nodes.values() for pod in info.pods.values()]
+    return nodes, pods

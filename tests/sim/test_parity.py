@@ -27,7 +27,7 @@ from scheduler_extender.extender.state import StaticState, snapshot_from_objects
 from scheduler_extender.sim.engine import Simulation
 from scheduler_extender.sim.scenario import scenario_from_data
 from scheduler_extender.sim.scheduler import PreemptCall, PrioritizeCall, parse_policy
-from tests.sim.kubejson import pod_json, snapshot_objects
+from tests.factories import pod_to_json, snapshot_objects
 
 SCENARIO = {
     "name": "parity",
@@ -84,7 +84,7 @@ def test_prioritize_and_filter_match_the_http_app(
     # Every 7th call keeps the test fast while covering the whole run.
     for call in prioritize[::7]:
         client = _client(call, policy)
-        body = {"Pod": pod_json(call.pod), "NodeNames": list(call.names)}
+        body = {"Pod": pod_to_json(call.pod), "NodeNames": list(call.names)}
         reply = client.post("/prioritize", json=body)
         assert reply.status_code == 200, reply.text
         assert [(e["Host"], e["Score"]) for e in reply.json()] == list(call.scores)
@@ -102,7 +102,7 @@ def test_preempt_matches_the_http_app(
     for call in preempt:
         client = _client(call, policy)
         body = {
-            "Pod": pod_json(call.pod),
+            "Pod": pod_to_json(call.pod),
             "NodeNameToMetaVictims": {
                 c.node: {"Pods": [{"UID": uid} for uid in c.victims], "NumPDBViolations": 0}
                 for c in call.candidates
