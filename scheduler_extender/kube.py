@@ -309,6 +309,9 @@ class KubeClient:
         finally:
             response.release_conn()
 
+    def get_node(self, name: str, *, timeout: float) -> Obj:
+        return self._json("read_node", name, _request_timeout=timeout)
+
     # --- the placeholder controller's calls ---
 
     def list_pods(

@@ -863,6 +863,11 @@ def render_catalog(rows: list[dict[str, Any]], console: Console) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["choices"]:
+        # Imported here: plan_choices builds on this module (a top-level import is a cycle).
+        from scheduler_extender import plan_choices  # noqa: PLC0415
+
+        return plan_choices.main(argv[1:])
     out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     try:
         args = build_parser().parse_args(list(argv))
