@@ -271,3 +271,10 @@ def test_choices_stop_above_the_smallest_useful_size(capsys: pytest.CaptureFixtu
     limits = [c["memory_limit_bytes"] for c in data["choices"]]
     assert len(limits) < 10
     assert min(limits) >= 256 * MI
+
+
+@pytest.mark.parametrize("case", ["n1-highmem-4", "m5.xlarge"])
+def test_the_docs_show_the_real_output(case: str) -> None:
+    """docs/ecosystem.md quotes these outputs; they must not drift from the command's."""
+    docs = (Path(__file__).parent.parent / "docs" / "ecosystem.md").read_text()
+    assert (GOLDEN / f"{case}.yaml").read_text() in docs
