@@ -20,6 +20,7 @@ import yaml
 
 from scheduler_extender import cli, planner
 from scheduler_extender.core.allocatable import MI
+from tests.chart.conftest import objects, render_values
 from tests.fakeapi import NODES, PODS, FakeApiServer, node_json, pod_json
 
 GOLDEN = Path(__file__).parent / "golden" / "choices"
@@ -278,3 +279,14 @@ def test_the_docs_show_the_real_output(case: str) -> None:
     """docs/ecosystem.md quotes these outputs; they must not drift from the command's."""
     docs = (Path(__file__).parent.parent / "docs" / "ecosystem.md").read_text()
     assert (GOLDEN / f"{case}.yaml").read_text() in docs
+
+
+def test_the_output_pastes_into_this_chart_s_singleuser_profilelist(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The chart reads singleuser.profileList (its pullers pull profile images): the pasted
+    entries pass its values schema and render."""
+    code, out, err = run(capsys, "--node-type", "n1-highmem-4")
+    assert code == 0, err
+    docs = render_values({"singleuser": {"profileList": yaml.safe_load(out)}})
+    assert objects(docs, "DaemonSet")
