@@ -208,7 +208,8 @@ class BufferBackend:
     def sync(self, pool: str, plan: PoolPlan) -> SyncResult | None:
         """Make the pool's PodTemplate carry ``plan.requests`` and its buffer ``plan.desired``
         chunks.  None (nothing written) when the plan has no size yet (a node-sized pool
-        before any node was seen), as the pods backend leaves the pool's pods alone then."""
+        before any node was seen), as the pods backend leaves the pool's pods alone then.
+        Every failure is a ``BufferError`` naming the object (the next pass retries)."""
         model = self.pools.get(pool)
         if model is None:
             raise BufferError(f"pool {pool!r} is not in the config")
@@ -239,7 +240,13 @@ class BufferBackend:
 
     def remove(self, pool: str) -> bool:
         """Delete the pool's CapacityBuffer, then its PodTemplate (ours only; gone already is
-        fine).  True when something was deleted."""
+        fine).  True when something was deleted; ``BufferError`` when the API fails."""
+        try:
+            return self._remove(pool)
+        except ApiError as exc:
+            raise BufferError(f"removing pool {pool}'s buffer: {exc}") from exc
+
+    def _remove(self, pool: str) -> bool:
         ns, name = self.config.namespace, object_name(pool)
         deleted = False
         current = self._get(
@@ -266,10 +273,13 @@ class BufferBackend:
         """Remove the buffers of pools this controller made that are no longer configured
         (found by label, e.g. after a restart with a pool dropped).  Returns their pools."""
         wanted = set(self.pools if keep is None else keep)
-        page = self.kube.list_custom(
-            CAPACITY_BUFFERS, self.config.namespace, label_selector=selector(self.config),
-            timeout=self.timeout,
-        )  # fmt: skip
+        try:
+            page = self.kube.list_custom(
+                CAPACITY_BUFFERS, self.config.namespace, label_selector=selector(self.config),
+                timeout=self.timeout,
+            )  # fmt: skip
+        except ApiError as exc:
+            raise BufferError(f"listing this controller's CapacityBuffers: {exc}") from exc
         gone = sorted(
             {
                 str(((obj.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL) or "")
@@ -321,8 +331,8 @@ class BufferBackend:
         kind, name = desired["kind"], desired["metadata"]["name"]
         conflicts = 0
         for _ in range(MAX_ATTEMPTS):
-            current = self._get(get)
             try:
+                current = self._get(get)
                 if current is None:
                     create(desired)
                     return "created", conflicts

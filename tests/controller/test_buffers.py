@@ -297,6 +297,19 @@ def test_the_api_server_rejects_an_invalid_buffer(crd: FakeApiServer, kube: Kube
     assert "replicas or limits must also be set" in info.value.message
 
 
+def test_an_unreachable_api_server_is_a_buffer_error(crd: FakeApiServer, kube: KubeClient) -> None:
+    """The controller catches one exception type per pass, whatever failed."""
+    backend = BufferBackend(config(), kube, timeout=2)
+    backend.sync("default", plan("default", 3))
+    crd.refuse_requests = True
+    with pytest.raises(BufferError, match="PodTemplate jhub/user-placeholder-default: 0 Network"):
+        backend.sync("default", plan("default", 4))
+    with pytest.raises(BufferError, match="removing pool default's buffer"):
+        backend.remove("default")
+    with pytest.raises(BufferError, match="listing this controller's CapacityBuffers"):
+        backend.prune()
+
+
 # --- removal ---------------------------------------------------------------------------------
 
 
