@@ -210,6 +210,19 @@ def _decode_event(line: bytes) -> WatchEvent:
     return WatchEvent(str(data.get("type") or ""), data["object"])
 
 
+@dataclass(frozen=True, slots=True)
+class CustomResource:
+    """A namespaced custom resource: ``/apis/{group}/{version}/namespaces/{ns}/{plural}``."""
+
+    group: str
+    version: str
+    plural: str
+
+    def path(self, ns: str) -> tuple[str, str, str, str]:
+        """The arguments ``CustomObjectsApi``'s namespaced calls take before the name."""
+        return self.group, self.version, ns, self.plural
+
+
 class KubeClient:
     """Typed calls the extender needs, over one ``kubernetes.client.ApiClient``."""
 
@@ -218,6 +231,7 @@ class KubeClient:
         self.core = client.CoreV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
         self.source = source
 
     def close(self) -> None:
@@ -308,6 +322,9 @@ class KubeClient:
                 response.read()  # drain the Status so the connection can be reused
         finally:
             response.release_conn()
+
+    def get_node(self, name: str, *, timeout: float) -> Obj:
+        return self._json("read_node", name, _request_timeout=timeout)
 
     # --- the placeholder controller's calls ---
 
@@ -401,6 +418,74 @@ class KubeClient:
             body,
             api=self.coordination,
             _request_timeout=timeout,
+        )
+
+    # --- custom resources and PodTemplates (the CapacityBuffer backend) ---
+
+    def api_resources(self, group: str, version: str, *, timeout: float) -> Obj:
+        """Discovery: the ``APIResourceList`` of ``/apis/{group}/{version}`` (404 when the
+        API server does not serve that group version)."""
+        return self._json(
+            "get_api_resources", group, version, api=self.custom, _request_timeout=timeout
+        )
+
+    def get_custom(self, res: CustomResource, ns: str, name: str, *, timeout: float) -> Obj:
+        return self._json(
+            "get_namespaced_custom_object", *res.path(ns), name, api=self.custom,
+            _request_timeout=timeout,
+        )  # fmt: skip
+
+    def list_custom(
+        self, res: CustomResource, ns: str, *, label_selector: str, timeout: float
+    ) -> ListPage:
+        """Every object of the kind in ``ns`` matching ``label_selector`` (one unpaged list:
+        a controller owns a handful)."""
+        data = self._json(
+            "list_namespaced_custom_object", *res.path(ns), label_selector=label_selector,
+            api=self.custom, _request_timeout=timeout,
+        )  # fmt: skip
+        return ListPage.of(data)
+
+    def create_custom(self, res: CustomResource, ns: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json(
+            "create_namespaced_custom_object", *res.path(ns), body, api=self.custom,
+            _request_timeout=timeout,
+        )  # fmt: skip
+
+    def replace_custom(
+        self, res: CustomResource, ns: str, name: str, body: Obj, *, timeout: float
+    ) -> Obj:
+        """PUT; ``metadata.resourceVersion`` in ``body`` makes it conditional (409 Conflict)."""
+        return self._json(
+            "replace_namespaced_custom_object", *res.path(ns), name, body, api=self.custom,
+            _request_timeout=timeout,
+        )  # fmt: skip
+
+    def delete_custom(
+        self, res: CustomResource, ns: str, name: str, *, uid: str, timeout: float
+    ) -> Obj:
+        """Delete with a UID precondition (409 Conflict when the name now holds another)."""
+        return self._json(
+            "delete_namespaced_custom_object", *res.path(ns), name,
+            body={"preconditions": {"uid": uid}} if uid else None, api=self.custom,
+            _request_timeout=timeout,
+        )  # fmt: skip
+
+    def get_pod_template(self, ns: str, name: str, *, timeout: float) -> Obj:
+        return self._json("read_namespaced_pod_template", name, ns, _request_timeout=timeout)
+
+    def create_pod_template(self, ns: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json("create_namespaced_pod_template", ns, body, _request_timeout=timeout)
+
+    def replace_pod_template(self, ns: str, name: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json(
+            "replace_namespaced_pod_template", name, ns, body, _request_timeout=timeout
+        )
+
+    def delete_pod_template(self, ns: str, name: str, *, uid: str, timeout: float) -> Obj:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid or None))
+        return self._json(
+            "delete_namespaced_pod_template", name, ns, body=body, _request_timeout=timeout
         )
 
     # --- the image-puller awaiter's call ---

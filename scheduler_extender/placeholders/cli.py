@@ -69,6 +69,14 @@ def main(argv: Sequence[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"scheduler-extender placeholders: invalid config: {exc}", file=sys.stderr)
         return 2
+    if config.backend != "pods":
+        # placeholders/buffers.py has the backend; the reconcile loop does not call it yet.
+        print(
+            f"scheduler-extender placeholders: backend {config.backend} is not wired into the "
+            "controller yet; use backend: pods",
+            file=sys.stderr,
+        )
+        return 2
     if args.check:
         names = ", ".join(f"{p.name} ({p.count.mode}, {p.size})" for p in config.pools)
         print(f"config OK: {len(config.pools)} pool(s): {names or 'none'}")

@@ -220,6 +220,18 @@ class LeaderElectionModel(_Model):
         return self
 
 
+class CapacityBufferModel(_Model):
+    """The ``capacityBuffer`` backend (scheduler_extender/placeholders/buffers.py)."""
+
+    #: When the API server does not serve CapacityBuffers: ``pods`` keeps placeholder pods,
+    #: ``refuse`` stops the controller at startup.
+    fallback: Literal["pods", "refuse"] = "pods"
+    #: The buffer's ``spec.provisioningStrategy`` (the API's default: active capacity).
+    provisioning_strategy: str = Field(
+        "buffer.x-k8s.io/active-capacity", min_length=1, alias="provisioningStrategy"
+    )
+
+
 class ControllerConfig(_Model):
     namespace: str
     lease_name: str = Field(alias="leaseName")
@@ -241,6 +253,12 @@ class ControllerConfig(_Model):
     #: Learn node-sized placeholders' DaemonSet overhead by listing the pods on a few nodes
     #: (needs cluster-wide ``pods list``); off, ``overhead_guess`` is used.
     measure_node_overhead: bool = Field(True, alias="measureNodeOverhead")
+    #: How pools hold spare capacity: ``pods`` (placeholder pods) or ``capacityBuffer`` (one
+    #: Cluster Autoscaler CapacityBuffer per pool, sized by the same plan).
+    backend: Literal["pods", "capacityBuffer"] = "pods"
+    capacity_buffer: CapacityBufferModel = Field(
+        default_factory=CapacityBufferModel, alias="capacityBuffer"
+    )
 
     @field_validator("namespace", "lease_name", "priority_class_name")
     @classmethod
@@ -294,6 +312,7 @@ def load_config(path: Path) -> ControllerConfig:
 
 __all__ = [
     "WEEKDAYS",
+    "CapacityBufferModel",
     "ConfigError",
     "ControllerConfig",
     "CountModel",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from scheduler_extender.planner import choices
 from scheduler_extender.planner.catalog import (
     load_catalog,
 )
@@ -32,6 +33,8 @@ from scheduler_extender.planner.render import (
 
 
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["choices"]:
+        return choices.main(argv[1:])
     out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     try:
         args = build_parser().parse_args(list(argv))

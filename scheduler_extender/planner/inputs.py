@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pair. Quantities are Kubernetes quantities: M = 10^6 bytes, Mi = 2^20 bytes, "
             "0.05 or 50m cpu."
         ),
+        epilog="'scheduler-extender plan choices --help': z2jh profileList resource choices "
+        "for a node type, from the same arithmetic.",
     )
     node = p.add_argument_group("node (a --node-type, or --node-cpu and --node-memory)")
     node.add_argument("--node-type", help="a node type from the catalog (--list-node-types)")

@@ -14,8 +14,11 @@ where a client can tell the difference:
   patch (PATCH), delete with ``DeleteOptions`` (UID/resourceVersion preconditions, graceful
   deletion of bound pods); ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when
   already bound); optional pod admission (``store.pod_admission``: PriorityClass resolution);
-- Pods, Nodes, Namespaces, Leases, PriorityClasses, ConfigMaps and Deployments, and a
-  garbage-collector pass on demand (``store.collect_garbage()``, ownerReferences);
+- Pods, Nodes, Namespaces, Leases, PriorityClasses, ConfigMaps, Deployments and PodTemplates,
+  custom resources added with ``store.add_type`` (``crds.py``: CapacityBuffers, validated
+  against the CRD's schema), discovery of ``/apis/{group}/{version}`` (404 for a group version
+  nothing serves), and a garbage-collector pass on demand (``store.collect_garbage()``,
+  ownerReferences);
 - errors are ``metav1.Status`` JSON with the real reasons and codes; a bearer token is required.
 
 Fault controls for tests: ``cut_watches()`` (drop every watch connection, optionally mid-line),
@@ -134,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise StatusError(
                 404, "NotFound", f"the server could not find the requested resource {url.path}"
             )
+        if not rest and group:
+            self._discovery(group, version)
+            return None, None, "", "", query
         ns: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces":
             ns, rest = rest[1], rest[2:]
@@ -147,6 +153,25 @@ class _Handler(BaseHTTPRequestHandler):
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         return rt, ns, name, sub, query
+
+    def _discovery(self, group: str, version: str) -> None:
+        """``GET /apis/{group}/{version}``: the APIResourceList of the types served there, or
+        404 when none is (a CRD not installed).  Only the fields clients read."""
+        types = self.fake.store.types.values()
+        served = [rt for rt in types if (rt.group, rt.version) == (group, version)]
+        if not served:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        resources = [
+            {"name": rt.plural, "singularName": rt.kind.lower(), "namespaced": rt.namespaced,
+             "kind": rt.kind, "verbs": verbs}
+            for rt in served
+        ]  # fmt: skip
+        self._send_json(
+            200,
+            {"kind": "APIResourceList", "apiVersion": "v1",
+             "groupVersion": f"{group}/{version}", "resources": resources},
+        )  # fmt: skip
 
     def _authorized(self) -> bool:
         token = self.fake.token
@@ -172,7 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized():
                 return
             rt, ns, name, sub, query = self._route()
-            assert rt is not None
+            if rt is None:
+                return  # answered (discovery)
             self._resource(method, rt=rt, ns=ns, name=name, sub=sub, query=query)
         except StatusError as exc:
             self._send_json(exc.code, exc.status())

@@ -58,7 +58,10 @@ PRIORITY_CLASSES = ResourceType(
 )
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap", True)
 DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", True)
-BUILTIN_TYPES = (PODS, NODES, NAMESPACES, LEASES, PRIORITY_CLASSES, CONFIGMAPS, DEPLOYMENTS)
+PODTEMPLATES = ResourceType("", "v1", "podtemplates", "PodTemplate", True)
+BUILTIN_TYPES = (
+    PODS, NODES, NAMESPACES, LEASES, PRIORITY_CLASSES, CONFIGMAPS, DEPLOYMENTS, PODTEMPLATES,
+)  # fmt: skip
 #: A pod's default terminationGracePeriodSeconds (ref: k8s.io/api/core/v1 PodSpec).
 DEFAULT_GRACE = 30
 
@@ -313,6 +316,17 @@ class ApiStore:
         #: naming PriorityClasses they never create): validation of containers, the Priority
         #: plugin resolving ``priorityClassName`` (403 for an unknown class), status Pending.
         self.pod_admission = False
+        #: Per type: (name, object) -> the object to store, or a StatusError (a custom
+        #: resource's schema validation; see ``add_type``).
+        self.admission: dict[ResourceType, Callable[[str, Obj], Obj]] = {}
+
+    def add_type(self, rt: ResourceType, *, admit: Callable[[str, Obj], Obj] | None = None) -> None:
+        """Serve one more type (a CRD installed), optionally validated on create/replace."""
+        with self.cond:
+            self.types[(rt.group, rt.version, rt.plural)] = rt
+            self.objects.setdefault(rt, {})
+            if admit is not None:
+                self.admission[rt] = admit
 
     # --- lookup ---
 
@@ -381,6 +395,9 @@ class ApiStore:
                 raise StatusError(422, "Invalid", f"{rt.kind}.metadata.name: Required value")
             if rt == PODS and self.pod_admission:
                 self._admit_pod(name, obj)
+            if rt in self.admission:
+                obj = self.admission[rt](name, obj)
+                meta = _meta(obj)
             key = (ns if rt.namespaced else "", name)
             if key in self.objects[rt]:
                 raise StatusError(
@@ -441,6 +458,8 @@ class ApiStore:
             for keep in ("uid", "creationTimestamp", "name", "namespace"):
                 if keep in current["metadata"]:
                     meta[keep] = current["metadata"][keep]
+            if rt in self.admission:
+                obj = self.admission[rt](name, obj)
             self._stamp(rt, obj)
             self.objects[rt][key] = obj
             self._record(rt, "MODIFIED", obj, current)
