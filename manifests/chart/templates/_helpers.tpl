@@ -195,7 +195,10 @@ http://{{ include "se.extender.dialHost" . }}:{{ .Values.scheduling.userSchedule
 {{- /* The extender's probe. On loopback (the default) the kubelet cannot reach it, so the
       probe runs inside the container, without any HTTP(S)_PROXY the pod may have been given
       (urllib would send even 127.0.0.1 to it). Listening on all addresses, the kubelet asks
-      directly. Call with (dict "root" $ "path" "/healthz"). */}}
+      directly. The in-container probe gives up after .seconds without an answer (the
+      kubelet's timeoutSeconds must leave room for the interpreter to start on top of it).
+      Both ways the request goes through the event loop that serves the verbs, so a frozen
+      loop fails it. Call with (dict "root" $ "path" "/healthz" "seconds" 2). */}}
 {{- define "se.extender.probe" -}}
 {{- $host := .root.Values.scheduling.userScheduler.extender.host | toString }}
 {{- if has $host (list "" "0.0.0.0" "::") }}
@@ -207,8 +210,9 @@ exec:
   command:
     - python
     - -c
-    - "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=3)"
+    - "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=float(sys.argv[2]))"
     - {{ include "se.extender.url" .root }}{{ .path }}
+    - {{ .seconds | quote }}
 {{- end }}
 {{- end }}
 
