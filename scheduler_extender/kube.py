@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -400,6 +400,31 @@ class KubeClient:
             namespace,
             body,
             api=self.coordination,
+            _request_timeout=timeout,
+        )
+
+    # --- the startup-taint removal's calls ---
+
+    def get_node(self, name: str, *, timeout: float) -> Obj:
+        return self._json("read_node", name, _request_timeout=timeout)
+
+    def patch_node_taints(
+        self, name: str, taints: Sequence[Obj], *, resource_version: str, timeout: float
+    ) -> Obj:
+        """Set the node's ``spec.taints`` to ``taints`` with a JSON merge patch that carries
+        ``metadata.resourceVersion``: the API server applies it only to that version of the
+        node and answers 409 Conflict if anyone wrote it since, so a taint another writer
+        added or changed meanwhile is never dropped (ref: controller-runtime
+        ``client.MergeFromWithOptimisticLock``). A merge patch replaces the list whole."""
+        body = {
+            "metadata": {"resourceVersion": resource_version},
+            "spec": {"taints": [dict(t) for t in taints]},
+        }
+        return self._json(
+            "patch_node",
+            name,
+            body,
+            _content_type="application/merge-patch+json",
             _request_timeout=timeout,
         )
 

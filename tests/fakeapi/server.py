@@ -11,9 +11,10 @@ where a client can tell the difference:
   events (ADDED/MODIFIED/DELETED), BOOKMARKs when ``allowWatchBookmarks=true``, an ERROR event
   with a 410 ``Expired`` Status for a compacted resourceVersion, and ends after ``timeoutSeconds``;
 - create (POST, ``generateName``), get, replace (PUT, with resourceVersion precondition), merge
-  patch (PATCH), delete with ``DeleteOptions`` (UID/resourceVersion preconditions, graceful
-  deletion of bound pods); ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when
-  already bound); optional pod admission (``store.pod_admission``: PriorityClass resolution);
+  patch (PATCH; a ``metadata.resourceVersion`` in the patch is a precondition), delete with
+  ``DeleteOptions`` (UID/resourceVersion preconditions, graceful deletion of bound pods);
+  ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when already bound); optional
+  pod admission (``store.pod_admission``: PriorityClass resolution);
 - Pods, Nodes, Namespaces, Leases, PriorityClasses, ConfigMaps and Deployments, and a
   garbage-collector pass on demand (``store.collect_garbage()``, ownerReferences);
 - errors are ``metav1.Status`` JSON with the real reasons and codes; a bearer token is required.
