@@ -227,3 +227,33 @@ exec:
 - name: tmp
   mountPath: /tmp
 {{- end }}
+
+{{- /* The startup taint's toleration (a YAML list, empty when the feature is off): for
+      placeholders and image pullers, never for user pods. Any value and effect of the key. */}}
+{{- define "se.startupTaint.tolerations" -}}
+{{- $st := .Values.scheduling.startupTaint }}
+{{- if $st.enabled }}
+{{- list (dict "key" $st.key "operator" "Exists") | toYaml }}
+{{- else }}
+{{- list | toYaml }}
+{{- end }}
+{{- end }}
+
+{{- /* The placeholder controller's `startupTaint` block (docs/placeholders.md). */}}
+{{- define "se.startupTaint.config" -}}
+{{- $st := .Values.scheduling.startupTaint }}
+{{- $images := $st.images }}
+{{- if not $images }}
+{{- $images = list }}
+{{- range include "se.imagePuller.images" . | fromYamlArray }}{{ $images = append $images .image }}{{ end }}
+{{- end }}
+{{- $out := dict "key" $st.key "images" $images "nodeSelector" ($st.nodeSelector | default .Values.singleuser.nodeSelector | default dict) }}
+{{- if .Values.prePuller.continuous.enabled }}
+{{- $parts := list }}
+{{- range $k, $v := include "se.selectorLabels" (dict "root" . "component" "continuous-image-puller") | fromYaml }}
+{{- $parts = append $parts (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- $_ := set $out "pullerSelector" (join "," $parts) }}
+{{- end }}
+{{- $out | toYaml }}
+{{- end }}
