@@ -19,7 +19,8 @@ Public API (the ``recommend`` command builds on it):
 
 ``frontier.json`` is a JSON list, one object per point: ``family``, ``policy``, ``knobs`` (the
 scenario overrides of the point, dotted path -> value), ``seeds``, and for each figure ``F`` of
-``FIGURES`` its mean over seeds as ``F`` and its standard deviation as ``F_sd``; ``pareto`` says
+``FIGURES`` its mean over seeds as ``F``, its standard deviation as ``F_sd`` and its values per
+seed under ``per_seed.F``; ``pareto`` says
 whether the point is on the front of all points, ``scenario`` names the scenario.
 
 Node-hours are counted over the scenario's duration (as ``benchmarks/placeholders.py`` does), so
@@ -81,6 +82,8 @@ class FrontierPoint:
     pull_waits: float
     sd: Mapping[str, float] = field(default_factory=dict)
     scenario: str = ""
+    #: Each figure per seed, in ``seeds`` order (so a reader can take a subset of seeds).
+    per_seed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def figure(self, name: str) -> float:
         value = getattr(self, name)
@@ -186,6 +189,7 @@ def _aggregate(
         seeds=tuple(r.seed for r in runs),
         sd=sds,
         scenario=scenario.name,
+        per_seed={k: tuple(v) for k, v in series.items()},
         **means,
     )
 
@@ -308,6 +312,7 @@ def points_to_json(points: Sequence[FrontierPoint]) -> list[dict[str, Any]]:
         for name in FIGURES:
             item[name] = round(p.figure(name), 4)
             item[f"{name}_sd"] = round(float(p.sd.get(name, 0.0)), 4)
+        item["per_seed"] = {k: [round(x, 4) for x in p.per_seed.get(k, ())] for k in FIGURES}
         item["pareto"] = id(p) in front
         out.append(item)
     return out
@@ -350,6 +355,21 @@ def points_from_json(data: Any) -> list[FrontierPoint]:
             raise FrontierError(f"{where}.seeds: expected a non-empty list of integers")
         means = {name: _number(item, name, where) for name in FIGURES}
         sds = {name: _number(item, f"{name}_sd", where) for name in FIGURES}
+        raw = item.get("per_seed", {})
+        if not isinstance(raw, dict):
+            raise FrontierError(f"{where}.per_seed: expected an object")
+        per_seed: dict[str, tuple[float, ...]] = {}
+        for name, values in raw.items():
+            if (
+                name not in FIGURES
+                or not isinstance(values, list)
+                or len(values) != len(seeds)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            ):
+                raise FrontierError(
+                    f"{where}.per_seed.{name}: expected one number per seed of a known figure"
+                )
+            per_seed[name] = tuple(float(v) for v in values)
         points.append(
             FrontierPoint(
                 family=item["family"],
@@ -358,6 +378,7 @@ def points_from_json(data: Any) -> list[FrontierPoint]:
                 seeds=tuple(seeds),
                 sd=sds,
                 scenario=item["scenario"],
+                per_seed=per_seed,
                 **means,
             )
         )
