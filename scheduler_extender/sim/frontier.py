@@ -124,27 +124,42 @@ def default_families(*, startup_taint: bool = True, forecast: bool = True) -> li
             "adaptive",
             "extender",
             ("placeholders.mode=adaptive", "placeholders.size=user"),
-            tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 10), (1.5, 20), (2.0, 40), (3.0, 80))),
+            tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 10), (1.5, 20), (3.0, 80))),
             "user-sized, rate x lead x safety, capped at max",
         ),
         Family(
             "adaptive-node",
             "extender",
             ("placeholders.mode=adaptive", "placeholders.size=node", "placeholders.max=1000"),
-            tuple(_knobs(safety=s) for s in (0.5, 1.0, 1.5)),
+            tuple(_knobs(safety=s) for s in (0.5, 1.0)),
             "node-sized, rate x lead x safety",
         ),
     ]
     if forecast:
-        ours.append(
+        # The forecast must see a lead time that includes the image pull (a node is no room
+        # for users before it has the image), so it learns the pull time.
+        learn = "placeholders.learn_pulls=true"
+        ours += [
+            Family(
+                "forecast",
+                "extender",
+                ("placeholders.mode=forecast", "placeholders.size=user", learn),
+                tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 50), (1.5, 200))),
+                "user-sized, (learned arrivals ahead + unforeseen rate x lead) x safety",
+            ),
             Family(
                 "forecast-node",
                 "extender",
-                ("placeholders.mode=forecast", "placeholders.size=node", "placeholders.max=1000"),
-                tuple(_knobs(safety=s) for s in (0.5, 1.0, 1.5)),
-                "node-sized, max(learned arrivals ahead, adaptive) x safety",
-            )
-        )
+                (
+                    "placeholders.mode=forecast",
+                    "placeholders.size=node",
+                    "placeholders.max=1000",
+                    learn,
+                ),
+                tuple(_knobs(safety=s) for s in (1.0, 1.5)),
+                "node-sized, (learned arrivals ahead + unforeseen rate x lead) x safety",
+            ),
+        ]
     families = [z2jh, *ours]
     if startup_taint:
         families += [
