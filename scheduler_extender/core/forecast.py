@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 WEEK = 7 * 86400.0
-#: 1970-01-01 (Unix time 0) was a Thursday: Monday 00:00 local is 3 days earlier.
+#: 1970-01-01 (Unix time 0) was a Thursday: the Monday 00:00 before it was 3 days earlier, so
+#: a local time plus this is seconds since a Monday 00:00.
 _MONDAY_OFFSET = 3 * 86400.0
 PROFILE_VERSION = 1
 #: A bucket's week count stops growing here (it only says "enough history").
@@ -74,7 +75,7 @@ def _check_bucket(value: object, name: str) -> int:
 
 def _local(profile: ArrivalProfile, time: float) -> float:
     """Seconds since a local Monday 00:00 (any week): the profile's timeline."""
-    return time + profile.utc_offset - _MONDAY_OFFSET
+    return time + profile.utc_offset + _MONDAY_OFFSET
 
 
 def bucket_index(profile: ArrivalProfile, time: float) -> int:
@@ -110,7 +111,7 @@ def fold_arrivals(
         return profile
     counts = list(profile.counts)
     seen = list(profile.seen)
-    shift = profile.utc_offset - _MONDAY_OFFSET
+    shift = profile.utc_offset + _MONDAY_OFFSET
     edge = first
     while edge < last:
         lo = edge - shift
@@ -158,7 +159,7 @@ def forecast_demand(profile: ArrivalProfile, now: float, lead: float) -> float:
     if lead <= 0:
         return 0.0
     size = profile.bucket_seconds
-    shift = profile.utc_offset - _MONDAY_OFFSET
+    shift = profile.utc_offset + _MONDAY_OFFSET
     candidates = {now, now + lead}
     lo = math.ceil(_local(profile, now) / size)
     hi = math.floor(_local(profile, now + 2 * lead) / size)

@@ -253,6 +253,38 @@ def run_frontier(
     return points
 
 
+def restrict_seeds(point: FrontierPoint, seeds: Sequence[int]) -> FrontierPoint:
+    """The point's figures over a subset of its seeds (from ``per_seed``), so runs made with
+    different seed counts compare on the same users."""
+    if tuple(seeds) == point.seeds:
+        return point
+    missing = sorted(set(seeds) - set(point.seeds))
+    if missing or not seeds:
+        raise ValueError(f"{point.label()}: seeds {missing or '[]'} were not run")
+    where = [point.seeds.index(s) for s in seeds]
+    means: dict[str, float] = {}
+    sds: dict[str, float] = {}
+    per: dict[str, tuple[float, ...]] = {}
+    for name in FIGURES:
+        values = point.per_seed.get(name)
+        if values is None:
+            raise ValueError(f"{point.label()}: no per-seed values of {name}")
+        chosen = tuple(values[i] for i in where)
+        per[name] = chosen
+        means[name] = statistics.fmean(chosen)
+        sds[name] = statistics.stdev(chosen) if len(chosen) > 1 else 0.0
+    return FrontierPoint(
+        family=point.family,
+        policy=point.policy,
+        knobs=point.knobs,
+        seeds=tuple(seeds),
+        sd=sds,
+        scenario=point.scenario,
+        per_seed=per,
+        **means,
+    )
+
+
 # --- reading the results ------------------------------------------------------------------
 
 
