@@ -404,6 +404,7 @@ class PlaceholderController:
                 registry=self.registry,
                 wake=self.wake,
                 request_timeout=request_timeout,
+                wall=wall,
                 pod_informer=lambda name, sel, on_event, transform: pod_informer(
                     name, config.namespace, sel, on_event, transform
                 ),

@@ -225,6 +225,9 @@ class StartupTaintModel(_Model):
     # --- extension ---
     #: Label selector of the continuous image puller's pods ("" : images only).
     puller_selector: str = Field("", alias="pullerSelector")
+    #: Remove the taint this long after the node became Ready even without the images (a
+    #: node that can never pull must not stay closed to users); None: never.
+    max_wait_seconds: float | None = Field(None, gt=0, alias="maxWaitSeconds")
 
     @field_validator("key")
     @classmethod

@@ -2,9 +2,10 @@
 
 Runs inside the placeholder controller (one Deployment, leader-elected): the controller calls
 ``sync`` from its reconcile loop while it leads, after every relevant node or puller event
-(debounced) and every resync. The decision is ``core.startup_taint.decide_startup_taint``; this
-module observes (the controller's node informer, plus an informer of the continuous image
-puller's pods when ``pullerSelector`` is set) and writes.
+(debounced) and every resync. The decision is ``core.startup_taint.startup_taint_decision``
+(shared with the simulator); this module selects nodes (``nodeSelector``), observes (the
+controller's node informer, plus an informer of the continuous image puller's pods when
+``pullerSelector`` is set) and writes.
 
 A write never clobbers another taint: the node is read fresh, the decision is made again on what
 was read, the startup taint is dropped from its taint list and the rest written back with a
@@ -20,17 +21,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scheduler_extender.convert import normalize_image
+from scheduler_extender.convert import (
+    ConversionError,
+    node_from_json,
+    normalize_image,
+    timestamp,
+)
 from scheduler_extender.core.startup_taint import (
-    STARTUP_TAINT_PREFIX,
     TaintDecision,
-    decide_startup_taint,
-    selected,
+    is_startup_taint,
+    startup_taint_decision,
 )
 from scheduler_extender.kube import ApiError, KubeClient, Obj
 from scheduler_extender.placeholders.config import StartupTaintModel
@@ -40,8 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Reads and conditional writes per node and pass before giving up until the next pass.
 MAX_ATTEMPTS = 5
-#: The older prefix the Cluster Autoscaler treats the same way.
-IGNORE_TAINT_PREFIX = "ignore-taint.cluster-autoscaler.kubernetes.io/"
 
 
 class PodInformerFactory(Protocol):
@@ -106,19 +110,28 @@ def _taints(node: Obj) -> list[Obj]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if isinstance(t, dict)]
 
 
+def selected(labels: Mapping[str, str], node_selector: Mapping[str, str]) -> bool:
+    """Whether the ``nodeSelector`` selects a node with ``labels`` (every label equal; an
+    empty selector selects every node)."""
+    return all(labels.get(key) == value for key, value in node_selector.items())
+
+
 def _labels(node: Obj) -> dict[str, str]:
     labels = (node.get("metadata") or {}).get("labels") or {}
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
-def _images(node: Obj) -> frozenset[str]:
-    names: set[str] = set()
-    for image in (node.get("status") or {}).get("images") or []:
-        if isinstance(image, dict):
-            for name in image.get("names") or []:
-                if isinstance(name, str) and name:
-                    names.add(normalize_image(name))
-    return frozenset(names)
+def _ready_since(node: Obj) -> float | None:
+    """When the node's Ready condition last became True (None while not Ready or unknown)."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            if cond.get("status") != "True":
+                return None
+            try:
+                return timestamp(cond.get("lastTransitionTime"), "lastTransitionTime") or None
+            except ConversionError:
+                return None
+    return None
 
 
 class StartupTaintRemover:
@@ -134,6 +147,7 @@ class StartupTaintRemover:
         request_timeout: float,
         pod_informer: PodInformerFactory | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.key = config.key
@@ -141,6 +155,7 @@ class StartupTaintRemover:
         self.wake = wake
         self.request_timeout = request_timeout
         self.max_attempts = max_attempts
+        self.wall = wall
         self.metrics = TaintMetrics(registry)
         self.wanted = frozenset(normalize_image(i) for i in config.images)
         self.pullers: Informer | None = None
@@ -150,12 +165,12 @@ class StartupTaintRemover:
             self.pullers = pod_informer(
                 "pullers", config.puller_selector, self._on_puller, puller_stub
             )
-        if not self.key.startswith((STARTUP_TAINT_PREFIX, IGNORE_TAINT_PREFIX)):
+        if not is_startup_taint(self.key):
             log.warning(
-                "startup taint %s is not under %s: unless the Cluster Autoscaler lists it in "
-                "--startup-taint, it takes tainted nodes for unusable and adds more",
+                "startup taint %s is not under startup-taint.cluster-autoscaler.kubernetes.io/:"
+                " unless the Cluster Autoscaler lists it in --startup-taint, it takes tainted "
+                "nodes for unusable and adds more",
                 self.key,
-                STARTUP_TAINT_PREFIX,
             )
 
     def informers(self) -> list[Informer]:
@@ -170,9 +185,10 @@ class StartupTaintRemover:
     def interested(self, node: Obj) -> bool:
         """Whether a change to ``node`` may call for a removal: it is selected and carries the
         taint (the controller wakes its loop for those)."""
-        return selected(_labels(node), self.config.node_selector) and any(
-            t.get("key") == self.key for t in _taints(node)
-        )
+        return selected(_labels(node), self.config.node_selector) and self._tainted(node)
+
+    def _tainted(self, node: Obj) -> bool:
+        return any(t.get("key") == self.key for t in _taints(node))
 
     # --- the pass (reconcile loop thread) ---
 
@@ -185,16 +201,25 @@ class StartupTaintRemover:
             if _pod_ready(p)
         )
 
-    def decide(self, node: Obj, ready_pullers: frozenset[str]) -> TaintDecision:
-        name = str((node.get("metadata") or {}).get("name") or "")
-        return decide_startup_taint(
-            taint_keys=[str(t.get("key") or "") for t in _taints(node)],
+    def decide(self, node: Obj, ready_pullers: frozenset[str]) -> TaintDecision | None:
+        """The core's decision for a selected node; None for a node the nodeSelector does not
+        select (or one that cannot be read)."""
+        if not selected(_labels(node), self.config.node_selector):
+            return None
+        try:
+            core = node_from_json(node)
+        except ConversionError as exc:
+            log.debug("skipping node: %s", exc)
+            return None
+        return startup_taint_decision(
+            core.taints,
+            core.images,
+            self.wanted,
             key=self.key,
-            labels=_labels(node),
-            node_selector=self.config.node_selector,
-            node_images=_images(node),
-            wanted_images=self.wanted,
-            puller_ready=name in ready_pullers,
+            puller_ready=core.name in ready_pullers,
+            ready_since=_ready_since(node),
+            now=self.wall(),
+            max_wait=self.config.max_wait_seconds,
         )
 
     def view_ok(self) -> bool:
@@ -210,8 +235,10 @@ class StartupTaintRemover:
             waiting = 0
             for node in nodes:
                 decision = self.decide(node, ready)
+                if decision is None:
+                    continue
                 if not decision.remove:
-                    waiting += decision.waiting
+                    waiting += self._tainted(node)  # tainted, not ready for users yet
                     continue
                 if not (may_write() and self.view_ok()):
                     break
@@ -235,8 +262,9 @@ class StartupTaintRemover:
                     log.warning("node %s: cannot read it to untaint: %s", name, exc)
                 return False
             decision = self.decide(node, ready_pullers)
-            if not decision.remove:
-                log.debug("node %s: not removing the startup taint: %s", name, decision.reason)
+            if decision is None or not decision.remove:
+                why = decision.reason if decision is not None else "not selected"
+                log.debug("node %s: not removing the startup taint: %s", name, why)
                 return False
             keep = [t for t in _taints(node) if t.get("key") != self.key]
             rv = str((node.get("metadata") or {}).get("resourceVersion") or "")

@@ -10,9 +10,18 @@ from typing import Any
 
 import pytest
 
+from scheduler_extender.convert import timestamp
 from scheduler_extender.kube import ApiError, connect
 from scheduler_extender.placeholders.config import ConfigError
-from tests.controller.conftest import NS, Factory, config, eventually, metric, node_obj
+from tests.controller.conftest import (
+    NS,
+    READY,
+    Factory,
+    config,
+    eventually,
+    metric,
+    node_obj,
+)
 from tests.fakeapi import NODES, PODS, FakeApiServer
 from tests.fakeapi.objects import IMAGE
 
@@ -160,6 +169,23 @@ def test_a_ready_puller_pod_on_the_node_is_enough(
     assert KEY in keys(server, "new-1")  # no Ready puller there
 
 
+def test_max_wait_releases_a_node_that_never_gets_the_images(
+    server: FakeApiServer, make_controller: Factory
+) -> None:
+    """With maxWaitSeconds, a node Ready that long without the images is opened to users (it
+    would otherwise stay closed for good); before that it keeps the taint."""
+    add_node(server, "new-0", images=())
+    ready = timestamp(READY, "READY")
+    clock = [ready + 100.0]
+    controller = make_controller(taint_config(maxWaitSeconds=300), wall=lambda: clock[0])
+    eventually(passes_after(controller, 3), what="three passes")
+    assert KEY in keys(server, "new-0")
+    clock[0] = ready + 301.0
+    server.store.patch(NODES, "", "new-0", {"metadata": {"labels": {"poke": "1"}}})  # an event
+    eventually(lambda: removed(controller) == 1, what="released after maxWaitSeconds")
+    assert taints(server, "new-0") == [DEDICATED]
+
+
 def test_the_fake_api_server_refuses_a_patch_on_a_stale_resource_version(
     server: FakeApiServer, tmp_path: Path
 ) -> None:
@@ -197,6 +223,8 @@ def test_the_fake_api_server_refuses_a_patch_on_a_stale_resource_version(
         pytest.param({"key": KEY, "images": [" "]}, "image 0 is empty", id="empty-image"),
         pytest.param({"key": KEY, "images": [IMAGE], "nodeselector": {}}, "nodeselector",
                      id="typo"),
+        pytest.param({"key": KEY, "images": [IMAGE], "maxWaitSeconds": 0}, "maxWaitSeconds",
+                     id="max-wait-zero"),
     ],
 )  # fmt: skip
 def test_bad_startup_taint_config_names_the_field(block: dict[str, Any], message: str) -> None:
