@@ -181,7 +181,7 @@ def test_explicit_pools_fill_in_user_values() -> None:
         assert set(pool["count"]) == COUNT_KEYS
         assert pool["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert default["requests"] == {"cpu": 0.05, "memory": "512Mi"}
-    startup = {"key": "startup-taint.cluster-autoscaler.kubernetes.io/user-images",
+    startup = {"key": "startup-taint.cluster-autoscaler.kubernetes.io/hub-images",
                "operator": "Exists"}  # fmt: skip
     assert default["tolerations"] == [
         *USER_TOLERATIONS,

@@ -13,7 +13,7 @@ from scheduler_extender.placeholders.config import parse_config
 from tests.chart.conftest import Obj, objects, one, render_values, rendered
 
 PREFIX = "hub-sched-scheduler-extender"
-KEY = "startup-taint.cluster-autoscaler.kubernetes.io/user-images"
+KEY = "startup-taint.cluster-autoscaler.kubernetes.io/hub-images"
 TOLERATION = {"key": KEY, "operator": "Exists"}
 
 
@@ -33,6 +33,7 @@ def test_off_by_default_nothing_tolerates_it() -> None:
     docs = rendered("defaults")
     config = placeholder_config(docs)
     assert "startupTaint" not in config
+    assert "maxWaitSeconds" not in placeholder_config(rendered("everything-on"))["startupTaint"]
     assert all(TOLERATION not in pool["tolerations"] for pool in config["pools"])
     for name in ("continuous-image-puller", "hook-image-puller"):
         assert TOLERATION not in pod_tolerations(docs, "DaemonSet", f"{PREFIX}-{name}")
@@ -83,8 +84,11 @@ def test_explicit_images_and_selector_win() -> None:
     docs = render_values({"scheduling": {"startupTaint": {
         "enabled": True, "key": "startup-taint.cluster-autoscaler.kubernetes.io/hub",
         "images": ["quay.io/jupyter/base-notebook:2024-07-29"],
-        "nodeSelector": {"cloud.google.com/gke-nodepool": "users"}}}})  # fmt: skip
+        "nodeSelector": {"cloud.google.com/gke-nodepool": "users"},
+        "maxWaitSeconds": 900}}})  # fmt: skip
     block = placeholder_config(docs)["startupTaint"]
+    assert block["maxWaitSeconds"] == 900
+    assert parse_config(placeholder_config(docs)).startup_taint is not None
     assert block["images"] == ["quay.io/jupyter/base-notebook:2024-07-29"]
     assert block["nodeSelector"] == {"cloud.google.com/gke-nodepool": "users"}
     assert block["key"] == "startup-taint.cluster-autoscaler.kubernetes.io/hub"

@@ -25,7 +25,7 @@ from tests.controller.conftest import (
 from tests.fakeapi import NODES, PODS, FakeApiServer
 from tests.fakeapi.objects import IMAGE
 
-KEY = "startup-taint.cluster-autoscaler.kubernetes.io/user-images"
+KEY = "startup-taint.cluster-autoscaler.kubernetes.io/hub-images"
 STARTUP = {"key": KEY, "value": "pulling", "effect": "NoSchedule"}
 DEDICATED = {"key": "hub.jupyter.org/dedicated", "value": "user", "effect": "NoSchedule"}
 OTHER = {"key": "example.com/maintenance", "value": "soon", "effect": "NoSchedule"}

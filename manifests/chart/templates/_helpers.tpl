@@ -248,6 +248,7 @@ exec:
 {{- range include "se.imagePuller.images" . | fromYamlArray }}{{ $images = append $images .image }}{{ end }}
 {{- end }}
 {{- $out := dict "key" $st.key "images" $images "nodeSelector" ($st.nodeSelector | default .Values.singleuser.nodeSelector | default dict) }}
+{{- if not (kindIs "invalid" $st.maxWaitSeconds) }}{{ $_ := set $out "maxWaitSeconds" $st.maxWaitSeconds }}{{ end }}
 {{- if .Values.prePuller.continuous.enabled }}
 {{- $parts := list }}
 {{- range $k, $v := include "se.selectorLabels" (dict "root" . "component" "continuous-image-puller") | fromYaml }}
