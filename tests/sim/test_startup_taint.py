@@ -20,6 +20,7 @@ def scenario(taint: bool, **changes: Any) -> Any:
         **TINY,
         "placeholders": {"mode": "adaptive", "size": "node", "max": 1000},
         "startup_taint": {"enabled": taint},
+        "duration": "2h",
         **changes,
     }
     return scenario_from_data(data, "tiny")
