@@ -148,7 +148,9 @@ def test_demand_rises_one_lead_time_ahead_of_the_ramp(before: float, expected: f
     offset=st.floats(0, WEEK),
     lead=st.floats(1, 6 * HOUR),
 )
-def test_demand_is_the_max_of_the_window_sums(counts: list[int], offset: float, lead: float) -> None:
+def test_demand_is_the_max_of_the_window_sums(
+    counts: list[int], offset: float, lead: float
+) -> None:
     """The closed form (kinks only) equals a brute-force scan over start instants."""
     p = ArrivalProfile(3600, tuple(float(c) for c in counts), (1,) * 168)
     now = MONDAY + offset

@@ -86,9 +86,7 @@ class FrontierPoint:
     per_seed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def figure(self, name: str) -> float:
-        value = getattr(self, name)
-        assert isinstance(value, float)
-        return value
+        return float(getattr(self, name))
 
     def label(self) -> str:
         knobs = ", ".join(f"{k.removeprefix('placeholders.')}={v}" for k, v in self.knobs.items())

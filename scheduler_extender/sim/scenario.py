@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scheduler_extender.convert import ConversionError, quantity
 from scheduler_extender.core.placeholders import make_window
@@ -337,14 +345,15 @@ class StartupTaint(_Model):
     removal_delay: Duration = 2.0
     max_node_startup_time: Duration = CA_MAX_NODE_STARTUP_SECONDS
 
-    @model_validator(mode="after")
-    def _key(self) -> StartupTaint:
-        if not is_startup_taint(self.key):
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if not is_startup_taint(key):
             raise ValueError(
-                "key must start with startup-taint.cluster-autoscaler.kubernetes.io/ (or the "
+                "must start with startup-taint.cluster-autoscaler.kubernetes.io/ (or the "
                 "ignore-taint. prefix), or the autoscaler would treat the node as unusable"
             )
-        return self
+        return key
 
 
 class Scenario(_Model):
