@@ -941,11 +941,11 @@ class PlaceholderController:
 
 def node_stub(obj: Obj, *, images: bool) -> Obj:
     """What the controller keeps of a Node: what ``node_from_json``, ``_ready_since`` and (when
-    a pool names images, or the startup taint is on) ``_node_images`` read.  A real Node is tens of KiB of JSON
-    (managedFields, nodeInfo, every condition with its heartbeat, a hundred images); at 5,000
-    nodes the full objects cost hundreds of MiB the controller never looks at.  Heartbeats and
-    resourceVersions are left out too, so a kubelet's status update leaves the stub equal and
-    wakes nothing."""
+    a pool names images, or the startup taint is on) ``_node_images`` read.  A real Node is
+    tens of KiB of JSON (managedFields, nodeInfo, every condition with its heartbeat, a hundred
+    images); at 5,000 nodes the full objects cost hundreds of MiB the controller never looks
+    at.  Heartbeats and resourceVersions are left out too, so a kubelet's status update leaves
+    the stub equal and wakes nothing."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
