@@ -234,11 +234,13 @@ class StartupTaintRemover:
             ready = self._ready_pullers()
             waiting = 0
             for node in nodes:
+                if not self.interested(node):
+                    continue  # most nodes: cheap to skip, no conversion
                 decision = self.decide(node, ready)
                 if decision is None:
                     continue
                 if not decision.remove:
-                    waiting += self._tainted(node)  # tainted, not ready for users yet
+                    waiting += 1  # selected, tainted, not ready for users yet
                     continue
                 if not (may_write() and self.view_ok()):
                     break
