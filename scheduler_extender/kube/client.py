@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -486,6 +486,28 @@ class KubeClient:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid or None))
         return self._json(
             "delete_namespaced_pod_template", name, ns, body=body, _request_timeout=timeout
+        )
+
+    # --- the startup-taint removal's calls ---
+
+    def patch_node_taints(
+        self, name: str, taints: Sequence[Obj], *, resource_version: str, timeout: float
+    ) -> Obj:
+        """Set the node's ``spec.taints`` to ``taints`` with a JSON merge patch that carries
+        ``metadata.resourceVersion``: the API server applies it only to that version of the
+        node and answers 409 Conflict if anyone wrote it since, so a taint another writer
+        added or changed meanwhile is never dropped (ref: controller-runtime
+        ``client.MergeFromWithOptimisticLock``). A merge patch replaces the list whole."""
+        body = {
+            "metadata": {"resourceVersion": resource_version},
+            "spec": {"taints": [dict(t) for t in taints]},
+        }
+        return self._json(
+            "patch_node",
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+            _request_timeout=timeout,
         )
 
     # --- the image-puller awaiter's call ---

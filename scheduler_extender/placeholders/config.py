@@ -232,6 +232,69 @@ class CapacityBufferModel(_Model):
     )
 
 
+#: A taint key: a qualified name, ``[prefix/]name`` (ref: apimachinery validation
+#: IsQualifiedName: the name at most 63 characters, the prefix a DNS subdomain).
+_QUALIFIED_NAME = re.compile(
+    r"^(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+#: Taints other controllers own, or that must stay for good: removing one would fight the node
+#: lifecycle controller or the autoscaler, or open the user nodes to every pod.
+_NOT_STARTUP_TAINTS = (
+    "node.kubernetes.io/",
+    "node.cloudprovider.kubernetes.io/",
+    "node-role.kubernetes.io/",
+    "hub.jupyter.org/dedicated",
+    "hub.jupyter.org_dedicated",
+    "ToBeDeletedByClusterAutoscaler",
+    "DeletionCandidateOfClusterAutoscaler",
+)
+
+
+class StartupTaintModel(_Model):
+    """``startupTaint``: remove the taint ``key`` from the nodes ``nodeSelector`` selects once
+    they hold every one of ``images`` or the continuous image puller's pod (``pullerSelector``,
+    in the controller's namespace) is Ready on them."""
+
+    key: str
+    images: list[str] = Field(default_factory=list)
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    # --- extension ---
+    #: Label selector of the continuous image puller's pods ("" : images only).
+    puller_selector: str = Field("", alias="pullerSelector")
+    #: Remove the taint this long after the node became Ready even without the images (a
+    #: node that can never pull must not stay closed to users); None: never.
+    max_wait_seconds: float | None = Field(None, gt=0, alias="maxWaitSeconds")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _QUALIFIED_NAME.match(value) or len(value.rpartition("/")[2]) > 63:
+            raise ValueError(f"{value!r} is not a valid taint key ([prefix/]name)")
+        if value.startswith(_NOT_STARTUP_TAINTS):
+            raise ValueError(
+                f"{value!r} is not a startup taint: another controller owns it or it must stay; "
+                "use a key under startup-taint.cluster-autoscaler.kubernetes.io/"
+            )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images(cls, value: list[str]) -> list[str]:
+        for i, image in enumerate(value):
+            if not image.strip():
+                raise ValueError(f"image {i} is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_wait_for(self) -> StartupTaintModel:
+        if not self.images and not self.puller_selector:
+            raise ValueError(
+                "needs images or pullerSelector: with neither, nothing says when a node is "
+                "ready for users"
+            )
+        return self
+
+
 class ControllerConfig(_Model):
     namespace: str
     lease_name: str = Field(alias="leaseName")
@@ -259,6 +322,8 @@ class ControllerConfig(_Model):
     capacity_buffer: CapacityBufferModel = Field(
         default_factory=CapacityBufferModel, alias="capacityBuffer"
     )
+    #: Remove the nodes' startup taint once they have the users' images (off when absent).
+    startup_taint: StartupTaintModel | None = Field(None, alias="startupTaint")
 
     @field_validator("namespace", "lease_name", "priority_class_name")
     @classmethod
@@ -317,6 +382,7 @@ __all__ = [
     "ControllerConfig",
     "CountModel",
     "PoolModel",
+    "StartupTaintModel",
     "load_config",
     "parse_config",
 ]

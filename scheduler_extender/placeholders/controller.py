@@ -74,6 +74,7 @@ from scheduler_extender.placeholders.pods import (
     selector,
     spec_hash,
 )
+from scheduler_extender.placeholders.startup_taint import StartupTaintRemover
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +173,28 @@ class PlaceholderController:
             stop=self.stop,
             kind="nodes",
             on_event=self._on_node,
-            transform=partial(node_stub, images=any(p.images for p in config.pools)),
+            transform=partial(
+                node_stub,
+                images=any(p.images for p in config.pools) or config.startup_taint is not None,
+            ),
             watch_timeout=watch_timeout,
             read_timeout=watch_read_timeout,
             clock=monotonic,
         )
+        #: Takes the startup taint off nodes that hold the users' images (docs/placeholders.md).
+        self.startup_taint: StartupTaintRemover | None = None
+        if config.startup_taint is not None:
+            self.startup_taint = StartupTaintRemover(
+                config.startup_taint,
+                kube,
+                registry=self.registry,
+                wake=self.wake,
+                request_timeout=request_timeout,
+                wall=wall,
+                pod_informer=lambda name, sel, on_event, transform: pod_informer(
+                    name, config.namespace, sel, on_event, transform
+                ),
+            )
         self.observer = Observer(
             config,
             kube,
@@ -233,7 +251,10 @@ class PlaceholderController:
             self.wake.set()
 
     def _on_node(self, kind: str, new: Obj | None, old: Obj | None) -> None:
-        if self.observer.on_node(kind, new, old):
+        taint = self.startup_taint
+        if self.observer.on_node(kind, new, old) or (
+            taint is not None and new is not None and taint.interested(new)
+        ):
             self.wake.set()
 
     def observe(self) -> PlaceholderObservation:
@@ -360,7 +381,8 @@ class PlaceholderController:
         return not problem
 
     def _informers(self) -> list[Informer]:
-        return [self.placeholders, self.nodes] + ([self.users] if self.users else [])
+        extra = self.startup_taint.informers() if self.startup_taint is not None else []
+        return [self.placeholders, self.nodes] + ([self.users] if self.users else []) + extra
 
     def _apply(
         self,
@@ -485,6 +507,10 @@ class PlaceholderController:
                 self.metrics.errors.labels("reconcile").inc()
                 log.exception("reconcile failed; retrying")
                 due = self.monotonic() + min(5.0, resync)
+            if self.startup_taint is not None:
+                self.startup_taint.sync(
+                    self.nodes.items(), lambda: self.elector.is_leader() and self.nodes.healthy()
+                )
 
     def liveness(self) -> tuple[bool, str]:
         """``/healthz``: the loop and the leader election run, and the loop went round within
@@ -517,13 +543,11 @@ class PlaceholderController:
         """Stop everything and release the Lease (if held) so the other replica takes over."""
         self.stop.set()
         self.wake.set()
-        for informer in (self.placeholders, self.nodes, self.users):
-            if informer is not None:
-                informer.interrupt()
+        for informer in self._informers():
+            informer.interrupt()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for informer in (self.placeholders, self.nodes, self.users):
-            if informer is not None:
-                informer.join(max(0.0, deadline - time.monotonic()))
+        for informer in self._informers():
+            informer.join(max(0.0, deadline - time.monotonic()))
         self.elector.release()

@@ -173,7 +173,7 @@ def test_adaptive_tuning_keys_reach_the_controller() -> None:
 
 def test_explicit_pools_fill_in_user_values() -> None:
     config = placeholder_config(rendered("everything-on"))
-    assert set(config) == CONFIG_KEYS
+    assert set(config) == CONFIG_KEYS | {"startupTaint"}  # everything-on enables it
     assert config["resyncSeconds"] == 30
     default, evening, adaptive = config["pools"]
     for pool in config["pools"]:
@@ -181,9 +181,12 @@ def test_explicit_pools_fill_in_user_values() -> None:
         assert set(pool["count"]) == COUNT_KEYS
         assert pool["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert default["requests"] == {"cpu": 0.05, "memory": "512Mi"}
+    startup = {"key": "startup-taint.cluster-autoscaler.kubernetes.io/hub-images",
+               "operator": "Exists"}  # fmt: skip
     assert default["tolerations"] == [
         *USER_TOLERATIONS,
         {"effect": "NoSchedule", "key": "example.org/spot", "operator": "Exists"},
+        startup,
     ]
     assert default["nodeSelector"] == {"hub.jupyter.org/node-purpose": "user"}
     assert default["count"]["static"] == 4
@@ -197,7 +200,7 @@ def test_explicit_pools_fill_in_user_values() -> None:
         {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "17:00", "end": "19:00",
          "count": 3}
     ]  # fmt: skip
-    assert adaptive["tolerations"] == [], "an explicit empty list is kept"
+    assert adaptive["tolerations"] == [startup], "an explicit empty list is kept (+ startup)"
     assert adaptive["count"] == {
         "mode": "adaptive", "static": 0, "min": 1, "max": 30, "safety": 2.0, "windows": [],
     }  # fmt: skip

@@ -84,8 +84,10 @@ def test_extra_image_keys_become_valid_container_names() -> None:
             "everything-on",
             [*USER_TOLERATIONS,
              {"key": "example.org/spot", "operator": "Exists", "effect": "NoSchedule"},
-             {"key": "example.org/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            id="plus-extra",
+             {"key": "example.org/gpu", "operator": "Exists", "effect": "NoSchedule"},
+             {"key": "startup-taint.cluster-autoscaler.kubernetes.io/hub-images",
+              "operator": "Exists"}],
+            id="plus-extra-and-startup-taint",
         ),
     ],
 )  # fmt: skip

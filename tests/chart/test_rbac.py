@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.conftest import VALUES_SETS, Obj, objects, one, render_values, rendered
+from tests.chart.conftest import (
+    VALUES_SETS,
+    Obj,
+    objects,
+    one,
+    render_values,
+    rendered,
+    values_for,
+)
 
 PREFIX = "hub-sched-scheduler-extender"
 
@@ -134,6 +142,9 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
         ("", "nodes", "list", ""),
         ("", "nodes", "watch", ""),
         ("", "pods", "list", ""),  # everything-on has a node-sized pool
+        # and the startup taint (kube.py get_node, patch_node_taints)
+        ("", "nodes", "get", ""),
+        ("", "nodes", "patch", ""),
     },
     f"Role/{PREFIX}-hook-image-awaiter": {
         ("apps", "daemonsets", "get", f"{PREFIX}-hook-image-puller"),
@@ -316,3 +327,15 @@ def test_chart_runs_no_kube_scheduler_newer_than_these_rules() -> None:
         render_values({}, kube_version=f"v{major}.{minor + 1}.0")
     pinned = {"scheduling": {"userScheduler": {"image": {"tag": f"v{major}.{minor}.4"}}}}
     assert render_values(pinned, kube_version=f"v{major}.{minor + 1}.0")
+
+
+def test_nodes_are_written_only_with_the_startup_taint_on() -> None:
+    """Node get/patch is a wide grant (any node's labels and taints): only when enabled."""
+    writes = {("", "nodes", "get", ""), ("", "nodes", "patch", "")}
+    for values_set in VALUES_SETS:
+        on = values_for(values_set).get("scheduling", {}).get("startupTaint", {}).get("enabled")
+        granted = set().union(
+            *(flatten(o["rules"]) for o in objects(rendered(values_set), "ClusterRole"))
+        )
+        assert (writes <= granted) is bool(on), values_set
+        assert not granted & {("", "nodes", v, "") for v in ("update", "delete", "create")}

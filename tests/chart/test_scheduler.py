@@ -84,7 +84,7 @@ def test_default_profile() -> None:
         "preemptVerb": "preempt",
         "weight": 1400,
         "enableHTTPS": False,
-        "httpTimeout": "1s",
+        "httpTimeout": "250ms",
         "nodeCacheCapable": True,
         "ignorable": True,
     }
@@ -129,7 +129,7 @@ def test_listen_address_url_and_probes(host: str, url: str, probe: str) -> None:
     assert env["SCHEDULER_EXTENDER_HOST"] == host
     for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         if probe == "exec":
-            assert container[kind]["exec"]["command"][-1] == url + path
+            assert container[kind]["exec"]["command"][-2] == url + path
         else:
             assert container[kind]["httpGet"] == {"path": path, "port": "extender"}
             assert {"name": "extender", "containerPort": 9000} in container["ports"]

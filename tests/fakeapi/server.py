@@ -11,9 +11,10 @@ where a client can tell the difference:
   events (ADDED/MODIFIED/DELETED), BOOKMARKs when ``allowWatchBookmarks=true``, an ERROR event
   with a 410 ``Expired`` Status for a compacted resourceVersion, and ends after ``timeoutSeconds``;
 - create (POST, ``generateName``), get, replace (PUT, with resourceVersion precondition), merge
-  patch (PATCH), delete with ``DeleteOptions`` (UID/resourceVersion preconditions, graceful
-  deletion of bound pods); ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when
-  already bound); optional pod admission (``store.pod_admission``: PriorityClass resolution);
+  patch (PATCH; a ``metadata.resourceVersion`` in the patch is a precondition), delete with
+  ``DeleteOptions`` (UID/resourceVersion preconditions, graceful deletion of bound pods);
+  ``POST .../pods/{name}/binding`` sets ``spec.nodeName`` (409 when already bound); optional
+  pod admission (``store.pod_admission``: PriorityClass resolution);
 - Pods, Nodes, Namespaces, Leases, PriorityClasses, ConfigMaps, Deployments and PodTemplates,
   custom resources added with ``store.add_type`` (``crds.py``: CapacityBuffers, validated
   against the CRD's schema), discovery of ``/apis/{group}/{version}`` (404 for a group version

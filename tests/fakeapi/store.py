@@ -479,7 +479,21 @@ class ApiStore:
             return obj
 
     def patch(self, rt: ResourceType, ns: str, name: str, patch: Obj) -> Obj:
+        """A merge patch.  ``metadata.resourceVersion`` in the patch is a precondition, as in
+        kube-apiserver (the patched object carries it into an optimistic-concurrency update):
+        409 Conflict when the object has changed since (ref: controller-runtime
+        ``client.MergeFromWithOptimisticLock``)."""
+        meta = patch.get("metadata") if isinstance(patch, dict) else None
+        wanted = meta.get("resourceVersion") if isinstance(meta, dict) else None
+
         def apply(obj: Obj) -> Obj:
+            if wanted and wanted != obj["metadata"]["resourceVersion"]:
+                raise conflict(
+                    rt,
+                    name,
+                    "the object has been modified; please apply your changes to the "
+                    "latest version and try again",
+                )
             patched: Obj = merge_patch(obj, patch)
             for keep in ("uid", "name", "namespace", "creationTimestamp"):
                 if keep in obj["metadata"]:

@@ -195,7 +195,10 @@ http://{{ include "se.extender.dialHost" . }}:{{ .Values.scheduling.userSchedule
 {{- /* The extender's probe. On loopback (the default) the kubelet cannot reach it, so the
       probe runs inside the container, without any HTTP(S)_PROXY the pod may have been given
       (urllib would send even 127.0.0.1 to it). Listening on all addresses, the kubelet asks
-      directly. Call with (dict "root" $ "path" "/healthz"). */}}
+      directly. The in-container probe gives up after .seconds without an answer (the
+      kubelet's timeoutSeconds must leave room for the interpreter to start on top of it).
+      Both ways the request goes through the event loop that serves the verbs, so a frozen
+      loop fails it. Call with (dict "root" $ "path" "/healthz" "seconds" 2). */}}
 {{- define "se.extender.probe" -}}
 {{- $host := .root.Values.scheduling.userScheduler.extender.host | toString }}
 {{- if has $host (list "" "0.0.0.0" "::") }}
@@ -207,8 +210,9 @@ exec:
   command:
     - python
     - -c
-    - "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=3)"
+    - "import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=float(sys.argv[2]))"
     - {{ include "se.extender.url" .root }}{{ .path }}
+    - {{ .seconds | quote }}
 {{- end }}
 {{- end }}
 
@@ -222,4 +226,35 @@ exec:
 {{- define "se.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{- /* The startup taint's toleration (a YAML list, empty when the feature is off): for
+      placeholders and image pullers, never for user pods. Any value and effect of the key. */}}
+{{- define "se.startupTaint.tolerations" -}}
+{{- $st := .Values.scheduling.startupTaint }}
+{{- if $st.enabled }}
+{{- list (dict "key" $st.key "operator" "Exists") | toYaml }}
+{{- else }}
+{{- list | toYaml }}
+{{- end }}
+{{- end }}
+
+{{- /* The placeholder controller's `startupTaint` block (docs/placeholders.md). */}}
+{{- define "se.startupTaint.config" -}}
+{{- $st := .Values.scheduling.startupTaint }}
+{{- $images := $st.images }}
+{{- if not $images }}
+{{- $images = list }}
+{{- range include "se.imagePuller.images" . | fromYamlArray }}{{ $images = append $images .image }}{{ end }}
+{{- end }}
+{{- $out := dict "key" $st.key "images" $images "nodeSelector" ($st.nodeSelector | default .Values.singleuser.nodeSelector | default dict) }}
+{{- if not (kindIs "invalid" $st.maxWaitSeconds) }}{{ $_ := set $out "maxWaitSeconds" $st.maxWaitSeconds }}{{ end }}
+{{- if .Values.prePuller.continuous.enabled }}
+{{- $parts := list }}
+{{- range $k, $v := include "se.selectorLabels" (dict "root" . "component" "continuous-image-puller") | fromYaml }}
+{{- $parts = append $parts (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- $_ := set $out "pullerSelector" (join "," $parts) }}
+{{- end }}
+{{- $out | toYaml }}
 {{- end }}

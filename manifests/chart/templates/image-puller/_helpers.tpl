@@ -54,10 +54,11 @@
 {{- $out | toYaml }}
 {{- end }}
 
-{{- /* Where pullers run: exactly where user pods may run. */}}
+{{- /* Where pullers run: exactly where user pods may run, plus new nodes that still carry the
+      startup taint (pulling there is what the taint waits for). */}}
 {{- define "se.imagePuller.placement" -}}
 {{- $placement := dict }}
-{{- with concat .Values.scheduling.userPods.tolerations .Values.singleuser.extraTolerations .Values.prePuller.extraTolerations }}
+{{- with concat .Values.scheduling.userPods.tolerations .Values.singleuser.extraTolerations .Values.prePuller.extraTolerations (include "se.startupTaint.tolerations" . | fromYamlArray) }}
 {{- $_ := set $placement "tolerations" . }}
 {{- end }}
 {{- with .Values.singleuser.nodeSelector }}{{ $_ := set $placement "nodeSelector" . }}{{ end }}

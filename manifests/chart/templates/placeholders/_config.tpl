@@ -36,7 +36,7 @@
       "size" (hasKey $pool "size" | ternary $pool.size "user")
       "requests" (hasKey $pool "requests" | ternary $pool.requests $requests)
       "nodeSelector" (hasKey $pool "nodeSelector" | ternary $pool.nodeSelector ($su.nodeSelector | default dict))
-      "tolerations" (hasKey $pool "tolerations" | ternary $pool.tolerations $userTolerations)
+      "tolerations" (concat (hasKey $pool "tolerations" | ternary $pool.tolerations $userTolerations) (include "se.startupTaint.tolerations" $ | fromYamlArray) | default list)
       "affinity" (hasKey $pool "affinity" | ternary $pool.affinity $userAffinity)
       "count" (dict
         "mode" (hasKey $count "mode" | ternary $count.mode "static")
@@ -54,8 +54,12 @@
 {{- if eq $out.size "node" }}{{ $nodeSized = true }}{{ end }}
 {{- $rendered = append $rendered $out }}
 {{- end }}
+{{- $startupTaint := dict }}
+{{- if .Values.scheduling.startupTaint.enabled }}
+{{- $startupTaint = include "se.startupTaint.config" . | fromYaml }}
+{{- end }}
 {{- $schedulerName := .Values.scheduling.userScheduler.enabled | ternary .Values.scheduling.userScheduler.schedulerName "default-scheduler" }}
-{{- dict
+{{- $config := dict
       "namespace" .Release.Namespace
       "leaseName" (include "se.placeholders.lease" .)
       "schedulerName" $schedulerName
@@ -67,6 +71,7 @@
       "users" (dict "namespace" .Release.Namespace "labelSelector" "component=singleuser-server")
       "timezone" ($up.timezone | default "UTC")
       "metricsPort" ($up.controller.metricsPort | int)
-      "measureNodeOverhead" $nodeSized
-    | toYaml }}
+      "measureNodeOverhead" $nodeSized }}
+{{- with $startupTaint }}{{ $_ := set $config "startupTaint" . }}{{ end }}
+{{- $config | toYaml }}
 {{- end }}
