@@ -62,7 +62,12 @@ def exported() -> set[str]:
         extender = CollectorRegistry()
         state = LiveState(kube, registry=extender)
         create_app(Settings(), state=state, registry=extender)
-        controller = PlaceholderController(controller_config(), kube, identity="test")
+        taint = {
+            "key": "startup-taint.cluster-autoscaler.kubernetes.io/hub-images",
+            "images": ["i"],
+        }
+        config = controller_config(startupTaint=taint)
+        controller = PlaceholderController(config, kube, identity="test")
         return exposed_names(extender) | exposed_names(controller.registry)
     finally:
         kube.close()
