@@ -68,5 +68,9 @@
       "timezone" ($up.timezone | default "UTC")
       "metricsPort" ($up.controller.metricsPort | int)
       "measureNodeOverhead" $nodeSized
+      "backend" ($up.backend | default "pods")
+      "capacityBuffer" (dict
+        "fallback" ($up.capacityBuffer.fallback | default "pods")
+        "provisioningStrategy" ($up.capacityBuffer.provisioningStrategy | default "buffer.x-k8s.io/active-capacity"))
     | toYaml }}
 {{- end }}
