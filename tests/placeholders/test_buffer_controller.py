@@ -9,7 +9,15 @@ The fake validates every CapacityBuffer write against the CRD's schema (tests/fa
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from scheduler_extender.core.placeholders import PoolPlan
 from scheduler_extender.core.types import Resources
@@ -288,3 +296,41 @@ def test_pods_backend_without_the_crd_asks_discovery_only(
     eventually(count_is(server, 3))
     buffer_calls = [p for _, p in seen if "autoscaling.x-k8s.io" in p]
     assert buffer_calls == ["/apis/autoscaling.x-k8s.io/v1beta1"]
+
+
+@pytest.mark.parametrize("crd", [True, False], ids=["crd-served", "crd-absent-fallback-pods"])
+def test_the_command_runs_the_backend_it_chose(
+    server: FakeApiServer, tmp_path: Path, crd: bool
+) -> None:
+    """``scheduler-extender placeholders`` as a process: with the CRD it keeps a buffer and
+    creates no pod; without it (fallback: pods) it says so and runs placeholder pods."""
+    if crd:
+        with_capacity_buffers(server.store)
+    path = tmp_path / "placeholders.yaml"
+    data = buffers_config().model_dump(by_alias=True, exclude_none=True)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_extender.cli", "placeholders", "--config", str(path),
+         "--kubeconfig", str(kubeconfig)],
+        env={**os.environ, "POD_NAME": "placeholders-0"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if crd:
+            eventually(replicas_are(server, 3), timeout=20, what="the process's buffer")
+        else:
+            eventually(count_is(server, 3), timeout=20, what="the process's placeholder pods")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, err
+    if crd:
+        assert "backend capacityBuffer" in err and placeholder_pods(server) == []
+    else:
+        assert "falling back to placeholder pods (capacityBuffer.fallback: pods)" in err
+        assert "backend pods" in err
+        assert server.store.items(PODTEMPLATES) == []
