@@ -24,8 +24,12 @@ read ``resourceVersion``; a 409 Conflict (someone wrote in between) re-reads and
 a few times.  An object of that name without our labels is never touched (``BufferError``).
 
 This module decides nothing: the plan (static, adaptive, schedule...) is computed by the
-controller as for pods; ``BufferBackend.sync(pool, plan)`` and ``.remove(pool)`` are what the
-controller's loop calls (docs/ecosystem.md says how it is wired).
+controller as for pods; ``BufferBackend.sync(pool, plan)`` is what the controller's loop calls
+for each pool when ``backend: capacityBuffer`` is on, ``.prune()`` once per leadership
+(placeholders/controller.py; docs/ecosystem.md says how).  A node-sized pool's template keeps
+its requests while the plan's stay within ``NODE_SIZE_TOLERANCE`` above them (the core's
+``within_tolerance``, as the pods backend keeps such pods), so a small drift in the measured
+DaemonSet overhead does not rewrite the PodTemplate on every pass.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
-from scheduler_extender.core.placeholders import PoolPlan
+from scheduler_extender.core.placeholders import PoolPlan, within_tolerance
 from scheduler_extender.core.types import Resources
 from scheduler_extender.kube.client import ApiError, CustomResource, KubeClient
+from scheduler_extender.kube.convert import ConversionError, resources_from
 from scheduler_extender.placeholders.config import ControllerConfig, PoolModel
 from scheduler_extender.placeholders.pods import (
     COMPONENT,
@@ -65,6 +71,9 @@ API_VERSION = f"{CAPACITY_BUFFERS.group}/{CAPACITY_BUFFERS.version}"
 MAX_REPLICAS = 2**31 - 1
 #: Conflicting writes retried before giving up until the next pass.
 MAX_ATTEMPTS = 4
+
+#: How pools hold spare capacity (``ControllerConfig.backend``).
+Backend = Literal["pods", "capacityBuffer"]
 
 
 class BufferError(RuntimeError):
@@ -154,7 +163,7 @@ def buffers_served(kube: KubeClient, *, timeout: float = 10.0) -> bool:
     return any(r.get("name") == CAPACITY_BUFFERS.plural for r in found.get("resources") or ())
 
 
-def choose_backend(config: ControllerConfig, kube: KubeClient) -> str:
+def choose_backend(config: ControllerConfig, kube: KubeClient) -> Backend:
     """The backend to run: ``config.backend``, unless it is ``capacityBuffer`` and the API
     server does not serve CapacityBuffers; then ``pods`` (logged as a warning) or
     ``BuffersUnavailableError``, as ``capacityBuffer.fallback`` says.  Called once at startup."""
@@ -179,11 +188,15 @@ def choose_backend(config: ControllerConfig, kube: KubeClient) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    """What one sync did to each object (created, updated or unchanged), and the 409s met."""
+    """What one sync did to each object (created, updated or unchanged), the 409s met, and
+    the buffer's status as last read or written: ``status.replicas`` (chunks the autoscaler
+    reports provisioned; None until it reports) and its ``Ready`` condition (None: absent)."""
 
     template: str
     buffer: str
     conflicts: int = 0
+    status_replicas: int | None = None
+    ready: bool | None = None
 
 
 class BufferBackend:
@@ -205,10 +218,12 @@ class BufferBackend:
 
     # --- entry points ---
 
-    def sync(self, pool: str, plan: PoolPlan) -> SyncResult | None:
+    def sync(self, pool: str, plan: PoolPlan, *, tolerance: float = 0.0) -> SyncResult | None:
         """Make the pool's PodTemplate carry ``plan.requests`` and its buffer ``plan.desired``
         chunks.  None (nothing written) when the plan has no size yet (a node-sized pool
         before any node was seen), as the pods backend leaves the pool's pods alone then.
+        With ``tolerance`` > 0 (node-sized pools), a template otherwise the same whose requests
+        are at most that share below the plan's is left as it is.
         Every failure is a ``BufferError`` naming the object (the next pass retries)."""
         model = self.pools.get(pool)
         if model is None:
@@ -217,15 +232,18 @@ class BufferBackend:
             return None
         owner = self.owner()
         kube, ns, name, t = self.kube, self.config.namespace, object_name(pool), self.timeout
-        template, conflicts = self._apply(
+        same_template = _same_template
+        if tolerance > 0:
+            same_template = partial(self._tolerated_template, model, plan.requests, tolerance)
+        template, conflicts, _ = self._apply(
             build_pod_template(self.config, model, plan.requests, owner),
             get=lambda: kube.get_pod_template(ns, name, timeout=t),
             create=lambda body: kube.create_pod_template(ns, body, timeout=t),
             replace=lambda body: kube.replace_pod_template(ns, name, body, timeout=t),
-            same=_same_template,
+            same=same_template,
             merge=_merge_template,
         )
-        buffer, n = self._apply(
+        buffer, n, stored = self._apply(
             build_buffer(self.config, pool, plan.desired, owner),
             get=lambda: kube.get_custom(CAPACITY_BUFFERS, ns, name, timeout=t),
             create=lambda body: kube.create_custom(CAPACITY_BUFFERS, ns, body, timeout=t),
@@ -236,7 +254,29 @@ class BufferBackend:
         conflicts += n
         if buffer != "unchanged":
             log.info("pool %s: CapacityBuffer %s, replicas %d", pool, buffer, plan.desired)
-        return SyncResult(template, buffer, conflicts)
+        replicas, ready = _status(stored)
+        return SyncResult(template, buffer, conflicts, replicas, ready)
+
+    def _tolerated_template(
+        self, model: PoolModel, requests: Resources, tolerance: float, current: Obj, desired: Obj
+    ) -> bool:
+        """``_same_template``, or the stored template is the one ``build_pod_template`` makes
+        for its own requests, and those are within ``tolerance`` below ``requests``."""
+        if _same_template(current, desired):
+            return True
+        containers = ((current.get("template") or {}).get("spec") or {}).get("containers")
+        try:
+            first = (containers or [{}])[0]
+            got = resources_from((first.get("resources") or {}).get("requests") or {}, "requests")
+        except (ConversionError, AttributeError, KeyError, TypeError):
+            return False
+        old = Resources(got.cpu, got.memory, 1, got.scalar)
+        rebuilt = build_pod_template(self.config, model, old, None)
+        rebuilt["metadata"] = {
+            **desired["metadata"],
+            "annotations": rebuilt["metadata"]["annotations"],
+        }
+        return _same_meta(current, rebuilt) and within_tolerance(old, requests, tolerance)
 
     def remove(self, pool: str) -> bool:
         """Delete the pool's CapacityBuffer, then its PodTemplate (ours only; gone already is
@@ -325,26 +365,25 @@ class BufferBackend:
         replace: Callable[[Obj], Obj],
         same: Callable[[Obj, Obj], bool],
         merge: Callable[[Obj, Obj], Obj],
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, Obj]:
         """Create, replace (conditionally on the read resourceVersion) or leave ``desired``;
-        returns (what happened, conflicts met)."""
+        returns (what happened, conflicts met, the object as the API server last returned
+        it)."""
         kind, name = desired["kind"], desired["metadata"]["name"]
         conflicts = 0
         for _ in range(MAX_ATTEMPTS):
             try:
                 current = self._get(get)
                 if current is None:
-                    create(desired)
-                    return "created", conflicts
+                    return "created", conflicts, create(desired)
                 if not self._ours(current, desired["metadata"]["labels"][POOL_LABEL]):
                     raise BufferError(
                         f"{kind} {self.config.namespace}/{name} exists and is not this "
                         f"controller's (labels {selector(self.config)} missing): not touching it"
                     )
                 if same(current, desired):
-                    return "unchanged", conflicts
-                replace(merge(current, desired))
-                return "updated", conflicts
+                    return "unchanged", conflicts, current
+                return "updated", conflicts, replace(merge(current, desired))
             except ApiError as exc:
                 # 409: AlreadyExists (a create raced another writer) or Conflict (a stale
                 # resourceVersion); either way read again and redo the decision.
@@ -355,6 +394,21 @@ class BufferBackend:
             f"{kind} {self.config.namespace}/{name}: still conflicting after {MAX_ATTEMPTS} "
             "attempts; the next pass retries"
         )
+
+
+def _status(buffer: Obj) -> tuple[int | None, bool | None]:
+    """The autoscaler's ``status.replicas`` and ``Ready`` condition (None when absent)."""
+    status = buffer.get("status") or {}
+    replicas = status.get("replicas")
+    ready = next(
+        (
+            c.get("status") == "True"
+            for c in status.get("conditions") or ()
+            if c.get("type") == "Ready"
+        ),
+        None,
+    )
+    return (replicas if isinstance(replicas, int) else None), ready
 
 
 def _same_buffer(current: Obj, desired: Obj) -> bool:
@@ -418,6 +472,7 @@ def _merge_template(current: Obj, desired: Obj) -> Obj:
 __all__ = [
     "API_VERSION",
     "CAPACITY_BUFFERS",
+    "Backend",
     "BufferBackend",
     "BufferError",
     "BuffersUnavailableError",

@@ -1,5 +1,7 @@
-"""``scheduler-extender placeholders``: parse flags, load the config, connect, run the controller
-with its ops server (/metrics, /healthz, /readyz) until SIGTERM."""
+"""``scheduler-extender placeholders``: parse flags, load the config, connect, choose the backend
+(``backend: capacityBuffer`` needs the API server to serve CapacityBuffers; else
+``capacityBuffer.fallback`` runs pods or refuses, exit 2), run the controller with its ops
+server (/metrics, /healthz, /readyz) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from scheduler_extender.kube.client import KubeConfigError, connect
+from scheduler_extender.kube.client import ApiError, KubeConfigError, connect
+from scheduler_extender.placeholders.buffers import BuffersUnavailableError, choose_backend
 from scheduler_extender.placeholders.config import ConfigError, load_config
 from scheduler_extender.placeholders.controller import PlaceholderController
 from scheduler_extender.placeholders.ops import OpsServer
@@ -69,17 +72,12 @@ def main(argv: Sequence[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"scheduler-extender placeholders: invalid config: {exc}", file=sys.stderr)
         return 2
-    if config.backend != "pods":
-        # placeholders/buffers.py has the backend; the reconcile loop does not call it yet.
-        print(
-            f"scheduler-extender placeholders: backend {config.backend} is not wired into the "
-            "controller yet; use backend: pods",
-            file=sys.stderr,
-        )
-        return 2
     if args.check:
         names = ", ".join(f"{p.name} ({p.count.mode}, {p.size})" for p in config.pools)
-        print(f"config OK: {len(config.pools)} pool(s): {names or 'none'}")
+        about: str = config.backend
+        if about == "capacityBuffer":
+            about += f" (fallback {config.capacity_buffer.fallback})"
+        print(f"config OK: {len(config.pools)} pool(s): {names or 'none'}; backend {about}")
         return 0
     logging.basicConfig(
         level=str(args.log_level).upper(),
@@ -97,9 +95,27 @@ def main(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        backend = choose_backend(config, kube)
+    except BuffersUnavailableError as exc:
+        kube.close()
+        print(f"scheduler-extender placeholders: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:  # discovery failed: not an answer either way; a restart retries
+        kube.close()
+        print(
+            f"scheduler-extender placeholders: cannot tell whether the API server serves "
+            f"CapacityBuffers (backend capacityBuffer): {exc}",
+            file=sys.stderr,
+        )
+        return 1
     registry = CollectorRegistry()
     controller = PlaceholderController(
-        config, kube, identity=args.identity or default_identity(), registry=registry
+        config,
+        kube,
+        identity=args.identity or default_identity(),
+        registry=registry,
+        backend=backend,
     )
     ops: OpsServer | None = None
     if config.metrics_port:
@@ -128,11 +144,12 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info(
-        "placeholder controller %s: %d pool(s) in %s, Lease %s, %s",
+        "placeholder controller %s: %d pool(s) in %s, Lease %s, backend %s, %s",
         controller.identity,
         len(config.pools),
         config.namespace,
         config.lease_name,
+        controller.backend,
         kube.source,
     )
     controller.start()

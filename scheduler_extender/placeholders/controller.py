@@ -17,6 +17,13 @@ existing and deleted ones as gone until the watch shows them; ``expectation_time
 minutes, is only the last resort).  What is observed is gathered by ``placeholders.observation``;
 the command line is ``placeholders.cli``.
 
+With ``backend: capacityBuffer`` (``placeholders.buffers``; the command line chose it with
+``choose_backend``) the same plan drives one CapacityBuffer per pool instead of pods: each pass
+syncs every pool's buffer, and once the buffer is written deletes the pool's leftover
+placeholder pods (a switch from pods).  Once per leadership the other kind is cleaned up:
+buffers of pools no longer configured (buffers backend), or every buffer of this controller
+(pods backend, when the API server serves CapacityBuffers at all).
+
 Writes need a view that can be trusted: while the placeholder informer is not synced or its
 watch is broken (failing, or silent past its read timeout; the health model of
 ``cache.reflector``), reconcile plans but neither creates nor deletes, says so once in the log
@@ -31,6 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from functools import partial
 
@@ -58,6 +66,14 @@ from scheduler_extender.kube.convert import (
     resources_from,
     user_pod_stub,
 )
+from scheduler_extender.placeholders.buffers import (
+    Backend,
+    BufferBackend,
+    BufferError,
+    SyncResult,
+    buffers_served,
+)
+from scheduler_extender.placeholders.buffers import selector as buffer_selector
 from scheduler_extender.placeholders.config import ControllerConfig
 from scheduler_extender.placeholders.expectations import Expectation, Expectations, rv_int
 from scheduler_extender.placeholders.informer import Handler, Informer, Transform
@@ -98,7 +114,10 @@ class PlaceholderController:
         request_timeout: float = 10.0,
         watch_timeout: float = 300.0,
         watch_read_timeout: float = 90.0,
+        backend: Backend | None = None,
     ) -> None:
+        """``backend``: what ``buffers.choose_backend`` chose at startup (None: the config's,
+        unchecked)."""
         self.config = config
         self.kube = kube
         self.identity = identity
@@ -116,6 +135,15 @@ class PlaceholderController:
         #: Why the last reconcile could not write ("" when it could), to log transitions once.
         self._paused_for = ""
         self._owner: OwnerRef | None = None
+        self.backend = backend or config.backend
+        #: The capacityBuffer backend (None: placeholder pods).
+        self.buffers: BufferBackend | None = None
+        if self.backend == "capacityBuffer":
+            self.buffers = BufferBackend(
+                config, kube, owner=lambda: self._owner, timeout=request_timeout
+            )
+        #: The other backend's leftovers are to be cleaned up (set on becoming leader).
+        self._cleanup_due = True
         self.elector = LeaderElector(
             kube,
             config.namespace,
@@ -222,6 +250,7 @@ class PlaceholderController:
     def _leadership(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)
         if leading:
+            self._cleanup_due = True
             self.wake.set()
 
     # --- watch handlers (informer threads) ---
@@ -306,8 +335,12 @@ class PlaceholderController:
         """One pass: plan every pool and apply the differences (leader only)."""
         if self._owner is None and self.config.owner is not None:
             self._owner = self._resolve_owner()
+        if self._cleanup_due:
+            self._cleanup()
         observation = self.observe()
         plans = plan_placeholders([r.spec for r in self.pools.values()], observation)
+        if self.buffers is not None:
+            return self._reconcile_buffers(self.buffers, plans)
         done: dict[str, Actions] = {}
         mono = self.monotonic()
         if not self._view_trusted():
@@ -334,6 +367,88 @@ class PlaceholderController:
             self._record(name, plan)
         self.metrics.reconciles.inc()
         return done
+
+    def _reconcile_buffers(
+        self, buffers: BufferBackend, plans: Mapping[str, PoolPlan]
+    ) -> dict[str, Actions]:
+        """The capacityBuffer backend's pass: every pool's buffer follows its plan (the
+        placeholder pods' view does not matter to it); then, where the view can be trusted,
+        the pool's leftover placeholder pods go, once its buffer is written."""
+        trusted = self._view_trusted()
+        done: dict[str, Actions] = {}
+        mono = self.monotonic()
+        for name, runtime in self.pools.items():
+            plan = plans[name]
+            runtime.plan = plan
+            if plan.requests is None and plan.desired:
+                log.warning("pool %s: %s", name, plan.reason)
+            node_sized = runtime.spec.size is SizeMode.NODE
+            result: SyncResult | None = None
+            try:
+                result = buffers.sync(
+                    name, plan, tolerance=NODE_SIZE_TOLERANCE if node_sized else 0.0
+                )
+            except BufferError as exc:
+                self.metrics.errors.labels("buffer").inc()
+                log.warning("pool %s: %s", name, exc)
+            self._record(name, plan, result)
+            if result is None or not trusted:
+                continue  # no buffer holds the room yet: the pods keep it
+            pods = [p for p in self._existing(name, mono) if not p.terminating]
+            if pods:
+                actions = Actions(delete=tuple(p.name for p in pods))
+                why = replace(plan, reason="backend capacityBuffer: leftover placeholder")
+                self._apply(runtime, why, actions, {p.name: p for p in pods})
+                done[name] = actions
+        self.metrics.reconciles.inc()
+        return done
+
+    def _cleanup(self) -> None:
+        """Once per leadership: remove the buffers of pools no longer configured (buffers
+        backend), or every buffer of this controller (pods backend: a switch back)."""
+        if self.buffers is not None:
+            try:
+                gone = self.buffers.prune()
+            except BufferError as exc:
+                self.metrics.errors.labels("buffer").inc()
+                log.warning(
+                    "cannot prune the buffers of removed pools (next pass retries): %s", exc
+                )
+                return
+            if gone:
+                log.info("deleted the CapacityBuffers of removed pools: %s", ", ".join(gone))
+        else:
+            self._prune_buffers()
+        self._cleanup_due = False
+
+    def _prune_buffers(self) -> None:
+        """Backend pods: delete the CapacityBuffers an earlier ``backend: capacityBuffer`` run
+        left, when the API server serves them and RBAC lets us (the chart grants buffer rules
+        only with that backend: a 403 is said once, with the command that does it by hand)."""
+        ns = self.config.namespace
+        try:
+            if not buffers_served(self.kube, timeout=self.request_timeout):
+                return
+            gone = BufferBackend(self.config, self.kube, timeout=self.request_timeout).prune(
+                keep=[]
+            )
+        except (ApiError, BufferError) as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, ApiError) else exc
+            if isinstance(cause, ApiError) and cause.code == 403:
+                log.info(
+                    "backend pods: not allowed to list CapacityBuffers (%s); if an earlier run "
+                    "used backend capacityBuffer, delete its buffers with: kubectl delete "
+                    "capacitybuffers.autoscaling.x-k8s.io,podtemplates -n %s -l %s",
+                    cause,
+                    ns,
+                    buffer_selector(self.config),
+                )
+            else:
+                self.metrics.errors.labels("buffer").inc()
+                log.warning("backend pods: cannot remove leftover CapacityBuffers: %s", exc)
+            return
+        if gone:
+            log.info("backend pods: deleted the CapacityBuffers of pools %s", ", ".join(gone))
 
     def _tolerated_hash(
         self, runtime: PoolRuntime, requests: Resources, want: str, pods: Sequence[Existing]
@@ -447,9 +562,17 @@ class PlaceholderController:
                 plan.desired,
             )
 
-    def _record(self, pool: str, plan: PoolPlan) -> None:
+    def _record(self, pool: str, plan: PoolPlan, buffer: SyncResult | None = None) -> None:
         m = self.metrics
         m.desired.labels(pool).set(plan.desired)
+        if buffer is not None:  # the autoscaler's status; a series it does not report is absent
+            for gauge, value in ((m.buffer_replicas, buffer.status_replicas),
+                                 (m.buffer_ready, buffer.ready)):  # fmt: skip
+                if value is None:
+                    with suppress(KeyError):
+                        gauge.remove(pool)
+                else:
+                    gauge.labels(pool).set(int(value))
         bound = pending = 0
         for obj in self.placeholders.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}

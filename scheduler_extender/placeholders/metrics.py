@@ -15,7 +15,8 @@ class Metrics:
         )
         self.actual = Gauge(
             f"{prefix}_actual",
-            "Placeholder pods per pool and phase (bound to a node, or pending).",
+            "Placeholder pods per pool and phase (bound to a node, or pending). Backend pods; "
+            "with capacityBuffer only leftovers being deleted (see buffer_replicas).",
             ["pool", "phase"],
             registry=registry,
         )
@@ -61,5 +62,19 @@ class Metrics:
         self.paused = Counter(
             f"{prefix}_paused_reconciles",
             "Reconcile passes that made no writes because the placeholder pods' view was broken.",
+            registry=registry,
+        )
+        self.buffer_replicas = Gauge(
+            f"{prefix}_buffer_replicas",
+            "Backend capacityBuffer: chunks the autoscaler reports provisioned for the pool's "
+            "CapacityBuffer (its status.replicas; absent until it reports).",
+            ["pool"],
+            registry=registry,
+        )
+        self.buffer_ready = Gauge(
+            f"{prefix}_buffer_ready",
+            "Backend capacityBuffer: 1 while the pool's CapacityBuffer has condition Ready=True, "
+            "0 while Ready is False or Unknown (absent until the autoscaler sets it).",
+            ["pool"],
             registry=registry,
         )

@@ -18,7 +18,8 @@ from tests.chart.conftest import Obj, one, render_values, rendered
 PREFIX = "hub-sched-scheduler-extender"
 CONFIG_KEYS = {
     "namespace", "leaseName", "schedulerName", "priorityClassName", "image", "resyncSeconds",
-    "pools", "owner", "users", "timezone", "metricsPort", "measureNodeOverhead",
+    "pools", "owner", "users", "timezone", "metricsPort", "measureNodeOverhead", "backend",
+    "capacityBuffer",
 }  # fmt: skip
 POOL_KEYS = {"name", "size", "requests", "nodeSelector", "tolerations", "affinity", "count"}
 COUNT_KEYS = {"mode", "static", "min", "max", "safety", "windows"}
@@ -96,6 +97,10 @@ def test_default_pool_from_z2jh_values() -> None:
         "timezone": "UTC",
         "metricsPort": 8080,
         "measureNodeOverhead": False,
+        "backend": "pods",
+        "capacityBuffer": {
+            "fallback": "pods", "provisioningStrategy": "buffer.x-k8s.io/active-capacity",
+        },
     }  # fmt: skip
 
 
@@ -289,3 +294,39 @@ def test_placeholders_with_default_scheduler_when_user_scheduler_off() -> None:
         {"scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": True}}}
     )
     assert placeholder_config(docs)["schedulerName"] == "default-scheduler"
+
+
+def test_backend_values_reach_the_controller() -> None:
+    """everything-on runs CapacityBuffers and refuses to fall back; the controller reads the
+    rendered file as written (parse_config accepts it: the key names are its own)."""
+    config = placeholder_config(rendered("everything-on"))
+    assert config["backend"] == "capacityBuffer"
+    assert config["capacityBuffer"] == {
+        "fallback": "refuse", "provisioningStrategy": "buffer.x-k8s.io/active-capacity",
+    }  # fmt: skip
+    parsed = parse_config(config)
+    assert (parsed.backend, parsed.capacity_buffer.fallback) == ("capacityBuffer", "refuse")
+    standby = {
+        "backend": "capacityBuffer",
+        "capacityBuffer": {"provisioningStrategy": "buffer.x-k8s.io/standby-capacity"},
+    }
+    config = placeholder_config(render_values({"scheduling": {"userPlaceholder": standby}}))
+    assert config["capacityBuffer"] == {
+        "fallback": "pods", "provisioningStrategy": "buffer.x-k8s.io/standby-capacity",
+    }  # fmt: skip
+    assert parse_config(config).capacity_buffer.provisioning_strategy.endswith("standby-capacity")
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        pytest.param({"backend": "buffers"}, "backend", id="backend"),
+        pytest.param({"capacityBuffer": {"fallback": "maybe"}}, "fallback", id="fallback"),
+        pytest.param({"capacityBuffer": {"provisioningStrategy": ""}}, "provisioningStrategy",
+                     id="empty-strategy"),
+        pytest.param({"capacityBuffer": {"replicas": 3}}, "replicas", id="unknown-key"),
+    ],
+)  # fmt: skip
+def test_bad_backend_values_fail_the_schema(values: dict[str, Any], field: str) -> None:
+    with pytest.raises(HelmValuesError, match=field):
+        render_values({"scheduling": {"userPlaceholder": values}})

@@ -117,6 +117,15 @@ LEFT_OUT: dict[str, set[Rule]] = {
     "status list/watch": rules("resource.k8s.io", ("resourceclaims/status",), ("list", "watch")),
 }
 
+#: backend capacityBuffer (placeholders/buffers.py): get_pod_template, create_pod_template,
+#: replace_pod_template, delete_pod_template; get/list/create/replace/delete_custom on
+#: CapacityBuffers (list: prune finds a removed pool's buffer by label). No podtemplates list.
+BUFFER_RULES: set[Rule] = {
+    *rules("", ("podtemplates",), ("get", "create", "update", "delete")),
+    *rules("autoscaling.x-k8s.io", ("capacitybuffers",), ("get", "list", "create", "update",
+                                                           "delete")),
+}  # fmt: skip
+
 USER_SCHEDULER_CLUSTER_ROLE = (UPSTREAM_KUBE_SCHEDULER | UPSTREAM_VOLUME_SCHEDULER) - set().union(
     *LEFT_OUT.values()
 )
@@ -130,13 +139,15 @@ EXPECTED_ROLES: dict[str, set[Rule]] = {
     },
     # Exactly the controller's calls (kube.py list_pods/watch_pods/create_pod/delete_pod,
     # get_lease/create_lease/replace_lease, get_owner, list/watch nodes): no pods get or patch,
-    # no events, and get/update only on its own Lease.
+    # no events, and get/update only on its own Lease; everything-on runs backend
+    # capacityBuffer, which adds BUFFER_RULES.
     f"Role/{PREFIX}-placeholders": {
         *{("", "pods", v, "") for v in ("list", "watch", "create", "delete")},
         ("coordination.k8s.io", "leases", "create", ""),
         ("coordination.k8s.io", "leases", "get", f"{PREFIX}-placeholders"),
         ("coordination.k8s.io", "leases", "update", f"{PREFIX}-placeholders"),
         ("apps", "deployments", "get", f"{PREFIX}-placeholders"),
+        *BUFFER_RULES,
     },
     f"ClusterRole/{PREFIX}-placeholders-nodes": {
         ("", "nodes", "list", ""),
@@ -339,3 +350,47 @@ def test_nodes_are_written_only_with_the_startup_taint_on() -> None:
         )
         assert (writes <= granted) is bool(on), values_set
         assert not granted & {("", "nodes", v, "") for v in ("update", "delete", "create")}
+
+
+@pytest.mark.parametrize(
+    ("values", "granted"),
+    [
+        pytest.param({}, False, id="default-pods"),
+        pytest.param({"backend": "pods"}, False, id="pods"),
+        pytest.param({"backend": "capacityBuffer"}, True, id="capacityBuffer"),
+    ],
+)
+def test_buffer_rules_only_with_backend_capacity_buffer(
+    values: dict[str, str], granted: bool
+) -> None:
+    """PodTemplates and CapacityBuffers in the release namespace (a Role), and only for the
+    capacityBuffer backend; never cluster-wide."""
+    docs = render_values({"scheduling": {"userPlaceholder": {"enabled": True, **values}}})
+    role = flatten(one(docs, "Role", f"{PREFIX}-placeholders")["rules"])
+    assert (role & BUFFER_RULES) == (BUFFER_RULES if granted else set())
+    assert one(docs, "Role", f"{PREFIX}-placeholders")["metadata"]["namespace"] == "jhub"
+    buffer_resources = {r for _, r, _, _ in BUFFER_RULES}
+    for cluster_role in objects(docs, "ClusterRole"):
+        resources = {r for _, r, _, _ in flatten(cluster_role["rules"])}
+        assert resources.isdisjoint(buffer_resources), cluster_role["metadata"]["name"]
+
+
+def docs_placeholder_buffer_rules() -> set[Rule]:
+    """The placeholder controller's buffer rules as docs/install.md's RBAC table lists them:
+    the row "Role, only with `backend: capacityBuffer`: `res` (`group`) verb/verb; ..."."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "install.md").read_text()
+    marker = "| | Role, only with `backend: capacityBuffer`:"
+    row = text.split(marker, 1)[1].split("|", 1)[0]
+    out: set[Rule] = set()
+    for part in row.split(";"):
+        names = re.findall(r"`([^`]+)`", part)
+        resource, group = names[0], (names[1] if len(names) > 1 else "")
+        verbs = part.strip().rsplit(" ", 1)[1].split("/")
+        out |= rules(group, (resource,), tuple(verbs))
+    return out
+
+
+def test_docs_table_lists_the_buffer_rules_exactly() -> None:
+    docs = render_values({"scheduling": {"userPlaceholder": {"backend": "capacityBuffer"}}})
+    role = flatten(one(docs, "Role", f"{PREFIX}-placeholders")["rules"])
+    assert docs_placeholder_buffer_rules() == role & BUFFER_RULES == BUFFER_RULES

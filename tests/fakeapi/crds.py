@@ -105,8 +105,9 @@ def admit_capacity_buffer(name: str, obj: Obj) -> Obj:
 
 
 def with_capacity_buffers(store: ApiStore) -> ApiStore:
-    """Serve CapacityBuffers from ``store`` (the CRD installed)."""
-    store.add_type(CAPACITY_BUFFERS, admit=admit_capacity_buffer)
+    """Serve CapacityBuffers from ``store`` (the CRD installed; with its status subresource,
+    as the CRD declares: ``subresources: {status: {}}``)."""
+    store.add_type(CAPACITY_BUFFERS, admit=admit_capacity_buffer, status_subresource=True)
     return store
 
 

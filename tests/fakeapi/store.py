@@ -319,14 +319,27 @@ class ApiStore:
         #: Per type: (name, object) -> the object to store, or a StatusError (a custom
         #: resource's schema validation; see ``add_type``).
         self.admission: dict[ResourceType, Callable[[str, Obj], Obj]] = {}
+        #: Types with a status subresource: a PUT of the object keeps the stored ``status``
+        #: (ref: kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/
+        #: custom-resource-definitions/#status-subresource, "PUT ... to the custom resource
+        #: ignore changes to the status stanza").
+        self.status_subresource: set[ResourceType] = set()
 
-    def add_type(self, rt: ResourceType, *, admit: Callable[[str, Obj], Obj] | None = None) -> None:
+    def add_type(
+        self,
+        rt: ResourceType,
+        *,
+        admit: Callable[[str, Obj], Obj] | None = None,
+        status_subresource: bool = False,
+    ) -> None:
         """Serve one more type (a CRD installed), optionally validated on create/replace."""
         with self.cond:
             self.types[(rt.group, rt.version, rt.plural)] = rt
             self.objects.setdefault(rt, {})
             if admit is not None:
                 self.admission[rt] = admit
+            if status_subresource:
+                self.status_subresource.add(rt)
 
     # --- lookup ---
 
@@ -458,6 +471,10 @@ class ApiStore:
             for keep in ("uid", "creationTimestamp", "name", "namespace"):
                 if keep in current["metadata"]:
                     meta[keep] = current["metadata"][keep]
+            if rt in self.status_subresource:
+                obj.pop("status", None)
+                if "status" in current:
+                    obj["status"] = copy.deepcopy(current["status"])
             if rt in self.admission:
                 obj = self.admission[rt](name, obj)
             self._stamp(rt, obj)

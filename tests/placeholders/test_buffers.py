@@ -364,13 +364,95 @@ def test_config_backend_fields() -> None:
         config(capacityBuffer={"fallback": "maybe"})
 
 
-def test_controller_refuses_a_backend_it_does_not_run_yet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Until the reconcile loop calls BufferBackend, saying so beats silently running pods."""
+def test_check_names_the_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "placeholders.yaml"
     data = {"namespace": NS, "leaseName": "l", "priorityClassName": "p"}
     data["backend"] = "capacityBuffer"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    assert cli_main(["placeholders", "--config", str(path), "--check"]) == 2
-    assert "backend capacityBuffer is not wired into the controller yet" in capsys.readouterr().err
+    assert cli_main(["placeholders", "--config", str(path), "--check"]) == 0
+    assert "backend capacityBuffer (fallback pods)" in capsys.readouterr().out
+
+
+def test_cli_refuses_to_start_without_the_crd(
+    fake: FakeApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fallback: refuse, and the API server does not serve CapacityBuffers: exit 2 with the
+    reason, before anything is written (no Lease, no pod)."""
+    cfg = config(capacityBuffer={"fallback": "refuse"})
+    path = tmp_path / "placeholders.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(by_alias=True, exclude_none=True)))
+    kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+    seen = count_requests(fake)
+    argv = ["placeholders", "--config", str(path), "--kubeconfig", str(kubeconfig)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not serve CapacityBuffer" in err and "capacityBuffer.fallback is refuse" in err
+    assert seen == [("GET", "/apis/autoscaling.x-k8s.io/v1beta1")]
+
+
+# --- node-sized templates and the buffer's status --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("memory", "outcome"),
+    [
+        pytest.param(int(12 * GIB * 1.03), "unchanged", id="3%-more-kept"),
+        pytest.param(int(12 * GIB * 1.10), "updated", id="10%-more-rewritten"),
+        pytest.param(int(12 * GIB * 0.99), "updated", id="less-rewritten"),
+    ],
+)
+def test_node_sized_template_tolerates_a_small_growth(
+    crd: FakeApiServer, kube: KubeClient, memory: int, outcome: str
+) -> None:
+    """As the pods backend keeps node-sized pods within NODE_SIZE_TOLERANCE below the plan,
+    the template keeps its requests while the plan's grow by less than that share (a
+    template that no longer fits the plan's, smaller, size is rewritten)."""
+    backend = BufferBackend(config(), kube)
+    first = PoolPlan("evening", 1, Resources(3500, 12 * GIB, 1), 1)
+    backend.sync("evening", first, tolerance=0.05)
+    drifted = PoolPlan("evening", 1, Resources(3500, memory, 1), 1)
+    result = backend.sync("evening", drifted, tolerance=0.05)
+    assert result is not None and result.template == outcome
+    template = crd.store.get(PODTEMPLATES, NS, "user-placeholder-evening")
+    stored = template["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"]
+    assert stored == str(12 * GIB if outcome == "unchanged" else memory)
+    # Without a tolerance every change is written.
+    exact = backend.sync("evening", PoolPlan("evening", 1, Resources(3500, memory + 1, 1), 1))
+    assert exact is not None and exact.template == "updated"
+
+
+def test_node_sized_tolerance_needs_the_same_spec(crd: FakeApiServer, kube: KubeClient) -> None:
+    """A template within the tolerance but built from another pool spec (here another image)
+    is rewritten: only the size may lag behind."""
+    BufferBackend(config(), kube).sync(
+        "evening", PoolPlan("evening", 1, Resources(3500, 12 * GIB, 1), 1), tolerance=0.05
+    )
+    other = BufferBackend(config(image="registry.k8s.io/pause:3.9"), kube)
+    grown = PoolPlan("evening", 1, Resources(3500, int(12 * GIB * 1.02), 1), 1)
+    result = other.sync("evening", grown, tolerance=0.05)
+    assert result is not None and result.template == "updated"
+
+
+def test_status_is_read_back_and_survives_our_writes(crd: FakeApiServer, kube: KubeClient) -> None:
+    """The autoscaler's status (replicas, Ready) is reported; our PUT of the spec keeps it, as
+    the status subresource makes kube-apiserver do."""
+    backend = BufferBackend(config(), kube)
+    created = backend.sync("default", plan("default", 3))
+    assert created is not None and (created.status_replicas, created.ready) == (None, None)
+
+    def report(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["status"] = {
+            "replicas": 2,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned",
+                            "message": "", "lastTransitionTime": "2026-01-05T10:00:00Z"}],
+        }  # fmt: skip
+        return obj
+
+    crd.store.update(CAPACITY_BUFFERS, NS, object_name("default"), report)
+    same = backend.sync("default", plan("default", 3))
+    assert same is not None and (same.buffer, same.status_replicas, same.ready) == (
+        "unchanged", 2, True,
+    )  # fmt: skip
+    grown = backend.sync("default", plan("default", 5))
+    assert grown is not None and (grown.buffer, grown.status_replicas) == ("updated", 2)
+    assert stored_buffer(crd, "default")["status"]["replicas"] == 2

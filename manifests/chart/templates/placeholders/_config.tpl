@@ -71,7 +71,11 @@
       "users" (dict "namespace" .Release.Namespace "labelSelector" "component=singleuser-server")
       "timezone" ($up.timezone | default "UTC")
       "metricsPort" ($up.controller.metricsPort | int)
-      "measureNodeOverhead" $nodeSized }}
+      "measureNodeOverhead" $nodeSized
+      "backend" ($up.backend | default "pods")
+      "capacityBuffer" (dict
+        "fallback" ($up.capacityBuffer.fallback | default "pods")
+        "provisioningStrategy" ($up.capacityBuffer.provisioningStrategy | default "buffer.x-k8s.io/active-capacity")) }}
 {{- with $startupTaint }}{{ $_ := set $config "startupTaint" . }}{{ end }}
 {{- $config | toYaml }}
 {{- end }}
