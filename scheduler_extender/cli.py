@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "Simulate a hub day/week under several scheduling policies and compare them.",
     ),
+    "trace": (
+        "scheduler_extender.trace.cli",
+        "main",
+        "Import a hub's user sessions from Prometheus as a simulator trace (CSV).",
+    ),
     "plan": (
         "scheduler_extender.planner",
         "main",
