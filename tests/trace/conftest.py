@@ -81,7 +81,7 @@ def history_series(base: float) -> list[Series]:
 class History:
     base: float  # unix time of the query range's start (a whole hour, two days ago)
     url: str  # Prometheus with default limits
-    limited_url: str  # the same data, --query.max-samples=2000
+    limited_url: str  # the same data, --query.max-samples=300
     samples: int
 
 
@@ -98,6 +98,6 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     shutil.copytree(root / "data", root / "limited")
     with (
         prometheus_server(root / "data") as url,
-        prometheus_server(root / "limited", max_samples=2000) as limited,
+        prometheus_server(root / "limited", max_samples=300) as limited,
     ):
         yield History(base, url, limited, samples)
