@@ -222,9 +222,11 @@ def window_queries(sel: Selection, length: float, step: float) -> dict[str, str]
         "deleted": sel.restrict(
             f"min_over_time(kube_pod_deletion_timestamp{sel.matchers()}[{w}])", w
         ),
+        # Per container first (duplicate series count once), then summed over the pod.
         "requests": sel.restrict(
             "sum by (namespace, pod, uid, resource) "
-            f"(max_over_time(kube_pod_container_resource_requests{requests}[{w}]))",
+            "(max by (namespace, pod, uid, resource, container) "
+            f"(max_over_time(kube_pod_container_resource_requests{requests}[{w}])))",
             w,
         ),
         "image": sel.restrict(f"max_over_time(kube_pod_container_info{info}[{w}])", w),
@@ -333,17 +335,19 @@ class Importer:
                 return obs
 
             # Ask everything for this window before merging, so a split leaves no half window.
+            # A pod may come in several series (two kube-state-metrics replicas, two scrape
+            # jobs): merge them like windows.
             for labels, _, value in self._finite(queries["seen"], end):
-                get(_key(labels)).last_seen = value
+                merge(get(_key(labels)), Observation(last_seen=value))
             for labels, _, value in self._finite(queries["created"], end):
-                get(_key(labels)).created = value
+                merge(get(_key(labels)), Observation(created=value))
             for labels, _, value in self._finite(queries["deleted"], end):
-                get(_key(labels)).deleted = value
+                merge(get(_key(labels)), Observation(deleted=value))
             for labels, _, value in self._finite(queries["requests"], end):
                 if labels.get("resource") == "cpu":
-                    get(_key(labels)).cpu = value
+                    merge(get(_key(labels)), Observation(cpu=value))
                 elif labels.get("resource") == "memory":
-                    get(_key(labels)).memory = value
+                    merge(get(_key(labels)), Observation(memory=value))
             for labels, _, _ in self._finite(queries["image"], end):
                 # image_spec (ksm >= 2.9) is the image as written in the pod spec.
                 image = labels.get("image_spec") or labels.get("image")
