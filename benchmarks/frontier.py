@@ -1,0 +1,138 @@
+"""The wait-cost frontier of one scenario: node-hours against users waiting over 60 s.
+
+Run: ``nice -n 10 .venv/bin/python benchmarks/frontier.py --scenario mybinder-week --seeds 5
+--out benchmarks/results/frontier/mybinder-week [--jobs 2] [--families z2jh-static adaptive]``.
+
+It sweeps issue 12's families (``scheduler_extender.sim.frontier.default_families``: z2jh's
+static N under its stock user-scheduler; our adaptive, node-sized and forecast modes under the
+extender, each with and without the startup taint) over seeds 1..N, writes ``OUT/frontier.json``
+and ``OUT/frontier.png``, and prints a table, the Pareto front and the recommended point (the
+rule of ``recommend_point``: fewest users waiting over 60 s within +10 % node-hours of no
+placeholders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from scheduler_extender.sim.frontier import (
+    FIGURES,
+    FrontierPoint,
+    baseline_point,
+    best_static_within,
+    default_families,
+    pareto_front,
+    recommend_point,
+    run_frontier,
+    write_frontier,
+)
+from scheduler_extender.sim.scenario import ScenarioError, load_scenario, with_overrides
+
+
+def _cell(p: FrontierPoint, name: str) -> str:
+    sd = p.sd.get(name, 0.0)
+    mean = p.figure(name)
+    return f"{mean:,.1f} ± {sd:,.1f}" if sd > 0 else f"{mean:,.1f}"
+
+
+def table(points: Sequence[FrontierPoint]) -> str:
+    front = {id(p) for p in pareto_front(points)}
+    base = baseline_point(points)
+    lines = [
+        "| point | node-hours | vs none | waited > 60 s | failed spawns | p95 wait s "
+        "| waited on a pull | front |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for p in points:
+        extra = f"{(p.node_hours / base.node_hours - 1) * 100:+.1f} %" if base else "n/a"
+        lines.append(
+            f"| `{p.label()}` | {_cell(p, 'node_hours')} | {extra} | "
+            f"{_cell(p, 'waited_over_60s')} | {_cell(p, 'failed_spawns')} | "
+            f"{_cell(p, 'wait_p95_s')} | {_cell(p, 'pull_waits')} | "
+            f"{'*' if id(p) in front else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(points: Sequence[FrontierPoint], budget: float) -> str:
+    base = baseline_point(points)
+    rec = recommend_point(points, budget)
+    if base is None or rec is None:
+        return "no recommendation: the sweep has no baseline or no point within the budget"
+    lines = [
+        f"recommended (fewest waiting > 60 s within +{budget:.0%} node-hours of none): "
+        f"`{rec.label()}`: {rec.node_hours:,.1f} node-h "
+        f"({(rec.node_hours / base.node_hours - 1) * 100:+.1f} %), waited > 60 s "
+        f"{rec.waited_over_60s:,.1f}, failed {rec.failed_spawns:,.1f}, p95 {rec.wait_p95_s:,.1f} s,"
+        f" waited on a pull {rec.pull_waits:,.1f} (none: {base.pull_waits:,.1f})"
+    ]
+    static = best_static_within(points, rec.node_hours)
+    if static is not None:
+        ratio_w = rec.waited_over_60s / static.waited_over_60s if static.waited_over_60s else 0.0
+        ratio_f = rec.failed_spawns / static.failed_spawns if static.failed_spawns else 0.0
+        lines.append(
+            f"best z2jh static within its node-hours: `{static.label()}`: waited > 60 s "
+            f"{static.waited_over_60s:,.1f}, failed {static.failed_spawns:,.1f}; ratios "
+            f"{ratio_w:.2f} / {ratio_f:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenario", required=True, help="a shipped scenario name or a YAML path")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--families", nargs="*", help="only these family names")
+    p.add_argument("--set", action="append", default=[], help="scenario override path=value")
+    p.add_argument("--budget", type=float, default=0.10)
+    p.add_argument("--no-plot", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        scenario = with_overrides(load_scenario(args.scenario), args.set)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    families = default_families()
+    if args.families:
+        known = {f.name for f in families}
+        unknown = sorted(set(args.families) - known)
+        if unknown:
+            print(f"error: unknown families {unknown}; known: {sorted(known)}", file=sys.stderr)
+            return 2
+        families = [f for f in families if f.name in args.families]
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, label: str) -> None:
+        print(f"[{done}/{total}] {time.perf_counter() - started:6.0f} s  {label}", flush=True)
+
+    points = run_frontier(scenario, families, range(1, args.seeds + 1), args.jobs, progress)
+    written = write_frontier(points, args.out, plot=not args.no_plot, title=scenario.name)
+    text = (
+        f"## {scenario.name}: wait-cost frontier, seeds 1..{args.seeds}\n\n"
+        + table(points)
+        + "\n\nMean ± sd over seeds; `*` = on the Pareto front (node-hours, waited > 60 s). "
+        + "Figures: "
+        + ", ".join(FIGURES)
+        + ".\n\n"
+        + verdict(points, args.budget)
+        + "\n"
+    )
+    (args.out / "frontier.md").write_text(text, encoding="utf-8")
+    print(text)
+    print(
+        f"wrote {', '.join(str(w) for w in written)}; {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.machine()}, {args.jobs} jobs, "
+        f"{time.perf_counter() - started:.0f} s wall"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
