@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "Import a hub's user sessions from Prometheus as a simulator trace (CSV).",
     ),
+    "recommend": (
+        "scheduler_extender.sim.recommend",
+        "main",
+        "Replay a trace under the wait-cost frontier and print chart values for your target.",
+    ),
     "plan": (
         "scheduler_extender.planner",
         "main",
