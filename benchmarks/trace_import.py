@@ -104,13 +104,15 @@ def write_history(
     return len(pods), samples
 
 
-def child(url: str, since: str, until: str, out: str) -> None:
+def child(url: str, since: str, until: str, out: str, extra: list[str]) -> None:
     """The measured part: the CLI's import in a fresh process."""
     from scheduler_extender.trace.cli import main
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    code = main(["prometheus", "--url", url, "--since", since, "--until", until, "--out", out])
+    code = main(
+        ["prometheus", "--url", url, "--since", since, "--until", until, "--out", out, *extra]
+    )
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"code": code, "seconds": seconds, "rss_kib": peak,
@@ -124,42 +126,59 @@ def main() -> int:
     parser.add_argument(
         "--scrape", type=float, default=240.0, help="seconds between samples (default: %(default)s)"
     )
+    parser.add_argument("--data", help="keep the backfilled data here (reused when present)")
+    parser.add_argument(
+        "extra", nargs="*", help="more `trace prometheus` options, after --, e.g. -- --step 5m"
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.extra)
         return 0
     if MISSING:
         print(MISSING)
         return 1
     with tempfile.TemporaryDirectory(prefix="trace-bench-") as tmp:
-        root = Path(tmp)
+        root = Path(args.data) if args.data else Path(tmp)
         # Whole days, ending two days ago: in the past, as the backfill needs.
         start = (time.time() // DAY) * DAY - (args.days + 2) * DAY
-        text = root / "history.om"
-        t0 = time.perf_counter()
-        pods, samples = write_history(text, args.users, args.days, start, args.scrape)
-        generated = time.perf_counter() - t0
-        size = text.stat().st_size
-        print(f"{args.users} users, {args.days} days: {pods} pods, {samples:,} samples "
-              f"every {args.scrape:g} s ({size / 2**20:.0f} MiB OpenMetrics, "
-              f"{generated:.0f} s to write)")  # fmt: skip
-        t0 = time.perf_counter()
-        backfill(text, root / "data", max_block="486h")
-        print(f"promtool backfill: {time.perf_counter() - t0:.0f} s")
-        text.unlink()
+        stamp = root / "start"
+        if (root / "data").is_dir() and stamp.is_file():
+            start = float(stamp.read_text())
+            print(f"reusing the backfilled data in {root}")
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            text = root / "history.om"
+            t0 = time.perf_counter()
+            pods, samples = write_history(text, args.users, args.days, start, args.scrape)
+            generated = time.perf_counter() - t0
+            size = text.stat().st_size
+            print(f"{args.users} users, {args.days} days: {pods} pods, {samples:,} samples "
+                  f"every {args.scrape:g} s ({size / 2**20:.0f} MiB OpenMetrics, "
+                  f"{generated:.0f} s to write)", flush=True)  # fmt: skip
+            t0 = time.perf_counter()
+            backfill(text, root / "data", max_block="486h")
+            print(f"promtool backfill: {time.perf_counter() - t0:.0f} s", flush=True)
+            text.unlink()
+            stamp.write_text(repr(start))
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
         until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + args.days * DAY))
         with prometheus_server(root / "data") as url:
             out = root / "trace.csv"
+            command = [sys.executable, __file__, "--child", url, since, until, str(out)]
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", url, since, until, str(out)],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
-        *report, last = proc.stdout.strip().splitlines()
-        figures = json.loads(last)
-        rows = sum(1 for _ in out.open(encoding="utf-8")) - 1
+                [*command, "--", *args.extra], check=False, capture_output=True, text=True
+            )
+        *report, last = proc.stdout.strip().splitlines() or [""]
         print("\n".join(report))
+        if proc.returncode or not last.startswith("{"):
+            print(f"import failed: {proc.stderr.strip() or last}")
+            return 1
+        figures = json.loads(last)
+        if figures["code"]:
+            print(f"import failed (exit {figures['code']}): {proc.stderr.strip()}")
+            return 1
+        rows = sum(1 for _ in out.open(encoding="utf-8")) - 1
         print(
             f"import: {figures['seconds']:.1f} s for {rows} sessions = "
             f"{rows / figures['seconds']:.0f} pods/s; importer peak RSS "

@@ -36,8 +36,11 @@ import httpx
 from scheduler_extender.trace.sessions import Observation, PodKey, merge
 
 #: Prometheus's answers when a query is too large for it; the window is then split.
-#: ref: prometheus promql/engine.go (ErrTooManySamples) and web/api/v1/api.go (11,000 points).
-_TOO_LARGE = re.compile(r"too many samples|maximum resolution|exceeded maximum", re.IGNORECASE)
+#: ref: prometheus promql/engine.go (ErrTooManySamples, ErrQueryTimeout: its own
+#: --query.timeout) and web/api/v1/api.go (11,000 points per series).
+_TOO_LARGE = re.compile(
+    r"too many samples|maximum resolution|exceeded maximum|query timed out", re.IGNORECASE
+)
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -281,8 +284,8 @@ class Importer:
             except QueryTooLargeError as exc:
                 if end - start < 4 * self.step:
                     raise PrometheusError(
-                        f"Prometheus refuses even a {end - start:g} s window ({exc}); raise its "
-                        "--query.max-samples or use a larger --step"
+                        f"Prometheus refuses even a {end - start:.0f} s window ({exc}); raise "
+                        "its --query.max-samples or --query.timeout, or use a larger --step"
                     ) from None
                 mid = start + math.floor((end - start) / 2)
                 self.splits += 1

@@ -68,10 +68,15 @@ CASES = {
         (401, "text/html", b"<html><body>Unauthorized</body></html>", 0.0),
         "HTTP 401 on http://127.0.0.1:PORT/api/v1/query: <html><body>Unauthorized",
     ),
-    "503": (
+    "503-proxy": (
+        (503, "text/html", b"<html>503 Service Temporarily Unavailable</html>", 0.0),
+        "HTTP 503 on http://127.0.0.1:PORT/api/v1/query: <html>503 Service",
+    ),
+    # Prometheus's own --query.timeout: split down to the smallest window, then give up.
+    "503-query-timeout": (
         (503, "application/json", _error("timeout", "query timed out in expression evaluation"),
          0.0),
-        "HTTP 503 on http://127.0.0.1:PORT/api/v1/query: query timed out",
+        "Prometheus refuses even a [0-9]+ s window \\(query timed out in expression evaluation\\)",
     ),
     "500-empty": ((500, "text/plain", b"", 0.0), "HTTP 500 on .*: \\(empty body\\)"),
     "not-json": (
