@@ -228,7 +228,9 @@ def candidates_table(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Chart values for a hub, from its own trace (wait-cost frontier)."
+    )
     parser.add_argument("--trace", required=True, help="trace CSV (e.g. from `trace prometheus`)")
     parser.add_argument(
         "--scenario",

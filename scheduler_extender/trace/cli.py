@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +69,9 @@ def _seconds(value: str, flag: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="A hub's history as a trace for `scheduler-extender simulate`."
+    )
     sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
     p = sources.add_parser(
         "prometheus",
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
-def write_atomically(path: Path, rows: Sequence[dict[str, str]]) -> None:
+def write_atomically(path: Path, rows: Iterable[dict[str, str]]) -> None:
     """Write the CSV under a temporary name beside ``path``, then rename it into place."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace, *, now: float) -> list[str]:
     sessions, summary = assemble(
         result.pods, since=since, until=until, present_at_end=result.present_at_end
     )
-    write_atomically(out, [trace_row(s) for s in sessions])
+    write_atomically(out, (trace_row(s) for s in sessions))
     lines = report(out, summary, result.why, result.selection.describe())
     lines.append(
         f"  {iso(since)} .. {iso(until)}: {result.windows} windows, {result.splits} split "
