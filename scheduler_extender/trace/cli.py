@@ -23,6 +23,7 @@ from pathlib import Path
 
 from scheduler_extender.sim.scenario import parse_duration
 from scheduler_extender.trace.prometheus import (
+    MIN_WINDOW,
     Importer,
     Prometheus,
     PrometheusError,
@@ -102,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bearer-token-file", help="send this file's token as Authorization: Bearer")
     p.add_argument("--ca-file", help="CA bundle to verify Prometheus's TLS certificate")
     p.add_argument("--timeout", default="30s", help="per-request timeout (default: %(default)s)")
-    p.add_argument("--step", default="1m", help="resolution of 'last seen' (default: %(default)s)")
     p.add_argument(
         "--window",
         default="1d",
@@ -186,14 +186,13 @@ def run(args: argparse.Namespace, *, now: float) -> list[str]:
             raise TraceError(f"--bearer-token-file: {exc.strerror}: {exc.filename}") from None
     out = Path(args.out)
     timeout = _seconds(args.timeout, "--timeout")
-    step = _seconds(args.step, "--step")
     window = _seconds(args.window, "--window")
-    if window < 4 * step:
-        raise TraceError("--window must be at least 4 times --step")
+    if window < 2 * MIN_WINDOW:
+        raise TraceError(f"--window: at least {2 * MIN_WINDOW:.0f} s")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise TraceError(f"--ca-file: file not found: {args.ca_file}")
     with Prometheus(args.url, timeout=timeout, token=token, ca_file=args.ca_file) as prom:
-        result = Importer(prom, step=step, window=window).run(since, until, wanted)
+        result = Importer(prom, window=window).run(since, until, wanted)
     sessions, summary = assemble(
         result.pods, since=since, until=until, present_at_end=result.present_at_end
     )

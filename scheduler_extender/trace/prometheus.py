@@ -4,11 +4,16 @@ The client is plain httpx: five instant queries per time window need no more tha
 JSON decode, and ``prometheus-api-client`` would pull pandas, numpy and matplotlib into the
 service image for it (docs/simulator.md says more).
 
-Memory stays flat however long the range: every query is an instant query at a window's end
-whose ``*_over_time`` functions reduce the window to one value per pod (first creation time,
-last sample's timestamp, deletion timestamp, requests), so a pod costs one small record, not one
-point per scrape.  When Prometheus refuses a window (``--query.max-samples`` or the 11,000 points
-resolution limit), the window is split in two and each half asked again.
+Memory stays flat however long the range: the range is asked one window (a day by default) at
+a time, at the window's end, and each answer is reduced to one small record per pod before the
+next window is asked.  Four queries use ``*_over_time`` functions, which Prometheus reduces to
+one value per pod (creation time, deletion timestamp, requests, image).  The last-seen time
+comes from the window's raw ``kube_pod_created`` samples (a range vector), whose last timestamp
+is exact; ``max_over_time(timestamp(...)[1d:1m])`` would say the same only at the subquery's
+resolution and costs Prometheus one evaluation per pod and step (about 10 times slower in
+``benchmarks/trace_import.py``).  When Prometheus refuses a window (``--query.max-samples``, its
+``--query.timeout``, the 11,000 points resolution limit), the window is split in two and each
+half asked again.
 
 Series used (kube-state-metrics v2; ref: kube-state-metrics docs/pod-metrics.md): every pod
 series carries ``namespace``, ``pod`` and ``uid``.
@@ -30,6 +35,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -42,6 +48,8 @@ _TOO_LARGE = re.compile(
     r"too many samples|maximum resolution|exceeded maximum|query timed out", re.IGNORECASE
 )
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
+#: A window is not split below this many seconds.
+MIN_WINDOW = 300.0
 
 
 class PrometheusError(Exception):
@@ -92,8 +100,7 @@ class Prometheus:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def query(self, expr: str, at: float) -> list[Sample]:
-        """The instant vector ``expr`` evaluated at unix time ``at``."""
+    def _get(self, expr: str, at: float, kind: str) -> tuple[list[Any], str]:
         endpoint = f"{self.url}/api/v1/query"
         self.queries += 1
         try:
@@ -104,10 +111,38 @@ class Prometheus:
             ) from None
         except httpx.HTTPError as exc:
             raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc}") from None
-        return _decode(response, endpoint)
+        return _decode(response, endpoint, kind), endpoint
+
+    def query(self, expr: str, at: float) -> list[Sample]:
+        """The instant vector ``expr`` evaluated at unix time ``at``."""
+        result, endpoint = self._get(expr, at, "vector")
+        out: list[Sample] = []
+        for item in result:
+            try:
+                labels = item["metric"]
+                stamp, raw = item["value"]
+                out.append((labels, float(stamp), float(raw)))
+            except (KeyError, TypeError, ValueError):
+                raise PrometheusError(f"{endpoint}: malformed sample {item!r:.200}") from None
+        return out
+
+    def last_sample_times(self, selector: str, at: float) -> list[tuple[Mapping[str, str], float]]:
+        """For each series of the range vector ``selector`` (e.g. ``x{...}[1d]``) at ``at``, the
+        timestamp of its last raw sample."""
+        result, endpoint = self._get(selector, at, "matrix")
+        out: list[tuple[Mapping[str, str], float]] = []
+        for item in result:
+            try:
+                labels = item["metric"]
+                values = item["values"]
+                if values:
+                    out.append((labels, float(values[-1][0])))
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise PrometheusError(f"{endpoint}: malformed series {item!r:.200}") from None
+        return out
 
 
-def _decode(response: httpx.Response, endpoint: str) -> list[Sample]:
+def _decode(response: httpx.Response, endpoint: str, kind: str) -> list[Any]:
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -127,20 +162,10 @@ def _decode(response: httpx.Response, endpoint: str) -> list[Sample]:
     data = body.get("data")
     if body.get("status") != "success" or not isinstance(data, dict):
         raise PrometheusError(f"{endpoint}: unexpected answer: {_first_line(response.text)!r}")
-    if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-        raise PrometheusError(
-            f"{endpoint}: expected an instant vector, got {data.get('resultType')}"
-        )
-    out: list[Sample] = []
-    for item in data["result"]:
-        try:
-            labels = item["metric"]
-            stamp, raw = item["value"]
-            value = float(raw)
-            out.append((labels, float(stamp), value))
-        except (KeyError, TypeError, ValueError):
-            raise PrometheusError(f"{endpoint}: malformed sample {item!r:.200}") from None
-    return out
+    if data.get("resultType") != kind or not isinstance(data.get("result"), list):
+        raise PrometheusError(f"{endpoint}: expected {kind}, got {data.get('resultType')}")
+    result: list[Any] = data["result"]
+    return result
 
 
 def _first_line(text: str) -> str:
@@ -212,15 +237,15 @@ def _key(labels: Mapping[str, str]) -> PodKey:
     return (labels.get("namespace", ""), labels.get("pod", ""), labels.get("uid", ""))
 
 
-def window_queries(sel: Selection, length: float, step: float) -> dict[str, str]:
-    """The PromQL asked for each window of ``length`` seconds (evaluated at its end)."""
-    w, s = _duration(length), _duration(step)
+def window_queries(sel: Selection, length: float) -> dict[str, str]:
+    """The PromQL asked for each window of ``length`` seconds (evaluated at its end).  ``seen``
+    is a range vector of raw samples (not restricted to labelled pods: the importer keeps only
+    the pods the other queries name)."""
+    w = _duration(length)
     requests = sel.matchers('resource=~"cpu|memory"')
     info = sel.matchers(f"container={_quote(sel.container)}")
     return {
-        "seen": sel.restrict(
-            f"max_over_time(timestamp(kube_pod_created{sel.matchers()})[{w}:{s}])", w
-        ),
+        "seen": f"kube_pod_created{sel.matchers()}[{w}]",
         "created": sel.restrict(f"min_over_time(kube_pod_created{sel.matchers()}[{w}])", w),
         "deleted": sel.restrict(
             f"min_over_time(kube_pod_deletion_timestamp{sel.matchers()}[{w}])", w
@@ -262,12 +287,10 @@ class Importer:
         self,
         prom: Prometheus,
         *,
-        step: float = 60.0,
         window: float = 86400.0,
         progress: Callable[[float], None] | None = None,
     ) -> None:
         self.prom = prom
-        self.step = step
         self.window = window
         self.progress = progress
         self.splits = 0
@@ -282,10 +305,10 @@ class Importer:
             try:
                 stop = ask(start, end)
             except QueryTooLargeError as exc:
-                if end - start < 4 * self.step:
+                if end - start < 2 * MIN_WINDOW:
                     raise PrometheusError(
                         f"Prometheus refuses even a {end - start:.0f} s window ({exc}); raise "
-                        "its --query.max-samples or --query.timeout, or use a larger --step"
+                        "its --query.max-samples or --query.timeout"
                     ) from None
                 mid = start + math.floor((end - start) / 2)
                 self.splits += 1
@@ -329,7 +352,7 @@ class Importer:
 
         def ask(start: float, end: float) -> bool:
             found: dict[PodKey, Observation] = {}
-            queries = window_queries(selection, end - start, self.step)
+            queries = window_queries(selection, end - start)
 
             def get(key: PodKey) -> Observation:
                 obs = found.get(key)
@@ -340,10 +363,12 @@ class Importer:
             # Ask everything for this window before merging, so a split leaves no half window.
             # A pod may come in several series (two kube-state-metrics replicas, two scrape
             # jobs): merge them like windows.
-            for labels, _, value in self._finite(queries["seen"], end):
-                merge(get(_key(labels)), Observation(last_seen=value))
             for labels, _, value in self._finite(queries["created"], end):
                 merge(get(_key(labels)), Observation(created=value))
+            for labels, stamp in self.prom.last_sample_times(queries["seen"], end):
+                obs = found.get(_key(labels))
+                if obs is not None:  # a selected pod (label mode asks for all pods)
+                    merge(obs, Observation(last_seen=stamp))
             for labels, _, value in self._finite(queries["deleted"], end):
                 merge(get(_key(labels)), Observation(deleted=value))
             for labels, _, value in self._finite(queries["requests"], end):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -23,8 +24,14 @@ class Handler(BaseHTTPRequestHandler):
     answer: Answer = (200, "application/json", b"{}", 0.0)
     seen: list[dict[str, str]] = []  # noqa: RUF012
 
+    #: The answer to a bare range vector (``x{...}[1d]``), when set.
+    range_answer: Answer | None = None
+
     def do_GET(self) -> None:
-        status, kind, body, delay = self.answer
+        query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
+        bare_range = query.endswith("]") and query.startswith("kube_pod_created")
+        answer = self.range_answer if bare_range and self.range_answer else self.answer
+        status, kind, body, delay = answer
         type(self).seen.append(dict(self.headers.items()))
         if delay:
             time.sleep(delay)
@@ -86,7 +93,7 @@ CASES = {
     "wrong-shape": (
         (200, "application/json", b'{"status":"success","data":{"resultType":"matrix",'
          b'"result":[]}}', 0.0),
-        "expected an instant vector, got matrix",
+        "expected vector, got matrix",
     ),
     "timeout": (
         (200, "application/json", b"{}", 2.0),
@@ -130,8 +137,9 @@ def test_unreachable_prometheus(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_bearer_token_is_sent(server: tuple[str, type[Handler]], tmp_path: Path) -> None:
     url, handler = server
-    empty = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
-    handler.answer = (200, "application/json", empty, 0.0)
+    empty = b'{"status":"success","data":{"resultType":"%s","result":[]}}'
+    handler.answer = (200, "application/json", empty % b"vector", 0.0)
+    handler.range_answer = (200, "application/json", empty % b"matrix", 0.0)
     token = tmp_path / "token"
     token.write_text("s3cret\n", encoding="utf-8")
     out = tmp_path / "t.csv"
@@ -154,7 +162,7 @@ def test_bearer_token_is_sent(server: tuple[str, type[Handler]], tmp_path: Path)
         ),
         (["--since", "1d", "--ca-file", "/nonexistent/ca.pem"], "--ca-file: file not found"),
         (["--since", "1d", "--timeout", "0"], "--timeout: must be > 0"),
-        (["--since", "1d", "--window", "2m"], "--window must be at least 4 times --step"),
+        (["--since", "1d", "--window", "2m"], "--window: at least 600 s"),
     ],
     ids=["since", "order", "selector", "token", "ca", "timeout", "window"],
 )
