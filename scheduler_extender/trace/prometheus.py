@@ -10,8 +10,8 @@ next window is asked.  Four queries use ``*_over_time`` functions, which Prometh
 one value per pod (creation time, deletion timestamp, requests, image).  The last-seen time
 comes from the window's raw ``kube_pod_created`` samples (a range vector), whose last timestamp
 is exact; ``max_over_time(timestamp(...)[1d:1m])`` would say the same only at the subquery's
-resolution and costs Prometheus one evaluation per pod and step (about 10 times slower in
-``benchmarks/trace_import.py``).  When Prometheus refuses a window (``--query.max-samples``, its
+resolution and costs Prometheus one evaluation per pod and step (the whole import took 3 to 4
+times as long with it in ``benchmarks/trace_import.py``).  When Prometheus refuses a window (``--query.max-samples``, its
 ``--query.timeout``, the 11,000 points resolution limit), the window is split in two and each
 half asked again.
 
