@@ -18,16 +18,20 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from scheduler_extender.sim.frontier import (
     FIGURES,
+    FrontierError,
     FrontierPoint,
     baseline_point,
     best_static_within,
     default_families,
     pareto_front,
+    read_frontier,
     recommend_point,
+    restrict_seeds,
     run_frontier,
     write_frontier,
 )
@@ -85,7 +89,7 @@ def verdict(points: Sequence[FrontierPoint], budget: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenario", required=True, help="a shipped scenario name or a YAML path")
+    p.add_argument("--scenario", help="a shipped scenario name or a YAML path")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--jobs", type=int, default=1)
@@ -93,7 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], help="scenario override path=value")
     p.add_argument("--budget", type=float, default=0.10)
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="FAMILY=I,J",
+        help="run only these points (0-based) of a family (repeatable; others run whole)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="no simulation: combine the frontier.json of these directories into --out",
+    )
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.budget, not args.no_plot)
+    if not args.scenario:
+        p.error("--scenario is required (unless --merge)")
     try:
         scenario = with_overrides(load_scenario(args.scenario), args.set)
     except ScenarioError as exc:
@@ -107,30 +129,73 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: unknown families {unknown}; known: {sorted(known)}", file=sys.stderr)
             return 2
         families = [f for f in families if f.name in args.families]
+    for item in args.select:
+        name, _, picks = item.partition("=")
+        try:
+            chosen = [int(i) for i in picks.split(",")]
+            families = [
+                replace(f, points=tuple(f.points[i] for i in chosen)) if f.name == name else f
+                for f in families
+            ]
+        except (ValueError, IndexError):
+            print(
+                f"error: --select {item!r}: expected FAMILY=I,J with valid indices", file=sys.stderr
+            )
+            return 2
     started = time.perf_counter()
 
     def progress(done: int, total: int, label: str) -> None:
         print(f"[{done}/{total}] {time.perf_counter() - started:6.0f} s  {label}", flush=True)
 
     points = run_frontier(scenario, families, range(1, args.seeds + 1), args.jobs, progress)
-    written = write_frontier(points, args.out, plot=not args.no_plot, title=scenario.name)
-    text = (
-        f"## {scenario.name}: wait-cost frontier, seeds 1..{args.seeds}\n\n"
-        + table(points)
-        + "\n\nMean ± sd over seeds; `*` = on the Pareto front (node-hours, waited > 60 s). "
-        + "Figures: "
-        + ", ".join(FIGURES)
-        + ".\n\n"
-        + verdict(points, args.budget)
-        + "\n"
-    )
-    (args.out / "frontier.md").write_text(text, encoding="utf-8")
-    print(text)
+    written = report(points, args.out, args.budget, not args.no_plot)
     print(
         f"wrote {', '.join(str(w) for w in written)}; {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.machine()}, {args.jobs} jobs, "
         f"{time.perf_counter() - started:.0f} s wall"
     )
+    return 0
+
+
+def report(points: Sequence[FrontierPoint], out: Path, budget: float, plot: bool) -> list[Path]:
+    """frontier.json, frontier.png and frontier.md (the table, the front, the verdict)."""
+    name = points[0].scenario if points else "?"
+    seeds = sorted({s for p in points for s in p.seeds})
+    written = write_frontier(points, out, plot=plot, title=name)
+    text = (
+        f"## {name}: wait-cost frontier, seeds {', '.join(map(str, seeds))}\n\n"
+        + table(points)
+        + "\n\nMean ± sd over seeds; `*` = on the Pareto front (node-hours, waited > 60 s). "
+        + "Figures: "
+        + ", ".join(FIGURES)
+        + ".\n\n"
+        + verdict(points, budget)
+        + "\n"
+    )
+    md = out / "frontier.md"
+    md.write_text(text, encoding="utf-8")
+    print(text)
+    return [*written, md]
+
+
+def merge(dirs: Sequence[Path], out: Path, budget: float, plot: bool) -> int:
+    """Points of several runs of the same scenario, on the seeds they all share."""
+    try:
+        groups = [read_frontier(d / "frontier.json") for d in dirs]
+    except FrontierError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    points = [p for g in groups for p in g]
+    if len({p.scenario for p in points}) > 1:
+        print("error: --merge: the runs are of different scenarios", file=sys.stderr)
+        return 2
+    common = set.intersection(*(set(p.seeds) for p in points)) if points else set()
+    if not common:
+        print("error: --merge: the runs share no seed", file=sys.stderr)
+        return 2
+    points = [restrict_seeds(p, sorted(common)) for p in points]
+    written = report(points, out, budget, plot)
+    print(f"merged {len(points)} points on seeds {sorted(common)}: {', '.join(map(str, written))}")
     return 0
 
 

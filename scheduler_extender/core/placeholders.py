@@ -19,6 +19,14 @@ Count modes (per pool):
   Calendar windows, when given, act as floors (a known class at 17:00 is not something a rate
   can foresee).
 - ``schedule``: the largest ``count`` of the windows active now, else ``min``.
+- ``forecast``: ``demand = (expected + unforeseen rate x lead) x safety``, where ``expected``
+  is what a learned time-of-week profile (``core.forecast.ArrivalProfile``, in the
+  observation) expects over the lead time, looking one lead time ahead (``forecast_demand``),
+  and the unforeseen rate is adaptive's rate less what the profile expected over the same
+  windows (``unforeseen_rate``): a burst the profile did not foresee is met as adaptive meets
+  it, one it foresaw is not counted twice.  The same stabilization, ``min``/``max`` and
+  calendar-window floors apply.  Without a profile, or when the buckets ahead have been seen
+  fewer than ``forecast_min_weeks`` weeks, it is adaptive, and the plan's reason says why.
 
 Window counts are the operator's explicit intent and are never clamped by ``max``; ``max`` caps
 only the estimate.  The arrival rate is the larger of a long-window rate (the hub's level) and a
@@ -45,6 +53,12 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
+from scheduler_extender.core.forecast import (
+    ArrivalProfile,
+    covered,
+    expected_arrivals,
+    forecast_demand,
+)
 from scheduler_extender.core.matching import affinity_matches, first_untolerated
 from scheduler_extender.core.types import Node, Pod, Resources
 
@@ -67,6 +81,7 @@ class CountMode(StrEnum):
     STATIC = "static"
     ADAPTIVE = "adaptive"
     SCHEDULE = "schedule"
+    FORECAST = "forecast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +134,8 @@ class CountSpec:
     #: Image pull time to assume when it is not learned (no pool images configured, or no node
     #: has been seen getting them); 0 with a continuous puller that is fast enough to ignore.
     image_pull_seconds: float = 0.0
+    #: ``forecast``: weeks of history each bucket ahead needs before the profile is trusted.
+    forecast_min_weeks: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +181,8 @@ class PoolObservation:
 
     arrivals: tuple[float, ...] = ()
     nodes: tuple[NodeSample, ...] = ()
+    #: The learned arrivals by time of week (``forecast`` mode); None when there is none.
+    profile: ArrivalProfile | None = None
 
 
 _NO_POOLS: Mapping[str, PoolObservation] = MappingProxyType({})
@@ -196,6 +215,8 @@ class PoolPlan:
     pull_seconds: float = 0.0
     demand: float = 0.0
     reason: str = ""
+    #: ``forecast``: the arrivals the profile expects over the lead time, looking ahead.
+    forecast: float = 0.0
 
 
 # --- windows from text (shared by the controller's config and the simulator's scenarios) --
@@ -319,6 +340,30 @@ def image_pull_seconds(nodes: Iterable[NodeSample], *, samples: int, default: fl
     return _median(spans) if spans else default
 
 
+def unforeseen_rate(
+    arrivals: Sequence[float],
+    profile: ArrivalProfile,
+    now: float,
+    spec: CountSpec,
+    *,
+    latest: bool = True,
+) -> float:
+    """Arrivals per second beyond what ``profile`` expected, over the long and the short
+    window (the short one only with ``burst_min_arrivals`` creations in it): the burst
+    reaction of ``forecast`` mode, so a class the profile foresaw is not counted twice, and one
+    it did not foresee is met as adaptive meets it."""
+    end = len(arrivals) if latest else bisect_right(arrivals, now)
+    best = 0.0
+    for window, needed in ((spec.rate_window, 0), (spec.burst_window, spec.burst_min_arrivals)):
+        if window <= 0:
+            continue
+        seen = end - bisect_right(arrivals, now - window, 0, end)
+        if needed and seen < max(1, needed):
+            continue
+        best = max(best, (seen - expected_arrivals(profile, now - window, now)) / window)
+    return best
+
+
 # --- sizes --------------------------------------------------------------------------------
 
 
@@ -419,30 +464,54 @@ def plan_pool(
         )
         lead = ready + pull + spec.boot_seconds
         arrivals = sorted(observed.arrivals)
-
-        def estimate_at(at: float, latest: bool) -> tuple[float, float, int]:
-            rate = arrival_rate(
-                arrivals,
-                at,
-                window=spec.rate_window,
-                burst_window=spec.burst_window,
-                burst_min_arrivals=spec.burst_min_arrivals,
-                latest=latest,
+        profile = observed.profile
+        use_profile = spec.mode is CountMode.FORECAST
+        degraded = ""
+        if use_profile and profile is None:
+            use_profile, degraded = False, "forecast: no learned profile, adaptive only"
+        elif (
+            use_profile
+            and profile is not None
+            and not covered(
+                profile, time - spec.scale_down_delay, time + 2 * lead, spec.forecast_min_weeks
             )
-            demand = rate * lead * spec.safety
-            # An epsilon keeps float noise (0.1 * 3 * 10 = 3.0000000000000004) from adding a pod.
-            return rate, demand, _clamp(math.ceil(demand / per - 1e-9), spec.min, spec.max)
+        ):
+            use_profile = False
+            degraded = "forecast: too little history for this time of week, adaptive only"
 
-        rate, demand, estimate = estimate_at(time, True)
+        def estimate_at(at: float, latest: bool) -> tuple[float, float, int, float]:
+            if use_profile and profile is not None:
+                rate = unforeseen_rate(arrivals, profile, at, spec, latest=latest)
+                expected = forecast_demand(profile, at, lead)
+            else:
+                expected = 0.0
+                rate = arrival_rate(
+                    arrivals,
+                    at,
+                    window=spec.rate_window,
+                    burst_window=spec.burst_window,
+                    burst_min_arrivals=spec.burst_min_arrivals,
+                    latest=latest,
+                )
+            demand = (expected + rate * lead) * spec.safety
+            # An epsilon keeps float noise (0.1 * 3 * 10 = 3.0000000000000004) from adding a pod.
+            count = _clamp(math.ceil(demand / per - 1e-9), spec.min, spec.max)
+            return rate, demand, count, expected
+
+        rate, demand, estimate, expected = estimate_at(time, True)
         steps = math.ceil(max(0.0, spec.scale_down_delay) / STABILIZATION_STEP)
         for k in range(1, steps + 1):
             back = min(k * STABILIZATION_STEP, spec.scale_down_delay)
             estimate = max(estimate, estimate_at(time - back, False)[2])
-        desired, reason = estimate, "rate x lead x safety"
-        if windowed is not None and windowed > estimate:
+        desired = estimate
+        if use_profile:
+            reason = "(forecast + unforeseen rate x lead) x safety"
+        else:
+            reason = degraded or "rate x lead x safety"
+        if windowed is not None and windowed > desired:
             desired, reason = windowed, "window floor"
         plan = PoolPlan(
-            pool.name, max(0, desired), requests, per, rate, ready, pull, demand, reason
+            pool.name, max(0, desired), requests, per, rate, ready, pull, demand, reason, expected
         )
     if requests is None:
         return replace(

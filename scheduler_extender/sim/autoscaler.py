@@ -9,6 +9,11 @@ and main.go flag defaults):
   nodes already being provisioned ("upcoming" nodes), then packed first-fit, largest first, onto
   new template nodes (the binpacking estimator); that many nodes are requested, up to the pool
   maximum.  Each becomes ready after a provisioning delay drawn from the scenario's range.
+  With the startup taint (``core.startup_taint``), a ready node that still carries it is not
+  room for CA (its snapshot marks it unready) but upcoming capacity, as a template node without
+  the taint, while younger than ``startup_taint.max_node_startup_time``; it is no scale-down
+  candidate (CA's unready-node removal after 20 minutes is not modelled: the taint comes off
+  once the puller is done, 5-10 minutes after Ready).
 - scale-down: a ready node is *unneeded* when its requested utilization (max of cpu and memory)
   is below the threshold and every pod on it can move: user pods cannot (KubeSpawner pods have
   no controller), placeholders can when they fit on the remaining nodes.  Unneeded nodes get
@@ -27,11 +32,13 @@ kube-scheduler).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from scheduler_extender.core.policy import DELETION_CANDIDATE_TAINT
 from scheduler_extender.core.snapshot import node_info
-from scheduler_extender.core.types import NodeInfo, Pod
+from scheduler_extender.core.startup_taint import without_taint
+from scheduler_extender.core.types import Node, NodeInfo, Pod
 from scheduler_extender.sim.model import Kind, PodState, SimNode, SimPod
 
 if TYPE_CHECKING:
@@ -105,8 +112,14 @@ class ClusterAutoscaler:
         pending = self._pending()
         if not pending:
             return
-        existing = [info for name, info in sim.cache.nodes.items() if not sim.nodes[name].deleting]
-        upcoming = [node_info(n.node) for n in sim.nodes.values() if not n.ready and not n.deleting]
+        existing = [
+            info
+            for name, info in sim.cache.nodes.items()
+            if not sim.nodes[name].deleting and not sim.startup_tainted(sim.nodes[name])
+        ]
+        upcoming = [
+            node_info(self._as_template(n)) for n in sim.nodes.values() if self._upcoming(n)
+        ]
         template = node_info(sim.template_node("template", sim.now))
         rest = [p for p in pending if not self._place(p, existing)]
         rest = [p for p in rest if not self._place(p, upcoming)]
@@ -133,13 +146,38 @@ class ClusterAutoscaler:
         sim.stats.scale_ups += 1
         self.last_scale_up = sim.now
 
+    def _upcoming(self, node: SimNode) -> bool:
+        """Requested and not ready, or ready with the startup taint and younger than CA's
+        MaxNodeStartupTime (clusterstate ``NotStarted``: counted as upcoming).  An older
+        tainted node is unready to CA: neither room nor upcoming, so pods that wait for it
+        make CA add nodes."""
+        if node.deleting:
+            return False
+        if not node.ready:
+            return True
+        limit = self.sim.scenario.startup_taint.max_node_startup_time
+        return self.sim.startup_tainted(node) and self.sim.now - node.created < limit
+
+    def _as_template(self, node: SimNode) -> Node:
+        """CA plans onto upcoming nodes as template nodes, startup taints left out
+        (``SanitizeTaints``)."""
+        taint = self.sim.startup_taint
+        if taint is None:
+            return node.node
+        return replace(node.node, taints=without_taint(node.node.taints, taint.key))
+
     # --- scale-down ------------------------------------------------------------------------
 
     def _unneeded(self) -> set[str]:
         sim = self.sim
         threshold = self.spec.scale_down_utilization_threshold
         nodes = sim.cache.nodes
-        ready = [sim.nodes[name] for name in sim.order if not sim.nodes[name].deleting]
+        # A node with the startup taint is unready to CA: neither a candidate nor a destination.
+        ready = [
+            sim.nodes[name]
+            for name in sim.order
+            if not sim.nodes[name].deleting and not sim.startup_tainted(sim.nodes[name])
+        ]
         # Destinations for moved placeholders: a scratch copy of every ready node.
         scratch = {n.name: nodes[n.name] for n in ready}
         unneeded: set[str] = set()
@@ -173,7 +211,7 @@ class ClusterAutoscaler:
         unneeded = self._unneeded()
         tainted = 0
         for node in list(sim.nodes.values()):
-            if not node.ready or node.deleting:
+            if not node.ready or node.deleting or sim.startup_tainted(node):
                 continue
             if node.name in unneeded:
                 if node.unneeded_since is None:

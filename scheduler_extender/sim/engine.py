@@ -43,6 +43,12 @@ from scheduler_extender.core.policy import (
     NODE_PURPOSE_USER,
 )
 from scheduler_extender.core.snapshot import with_pod
+from scheduler_extender.core.startup_taint import (
+    startup_taint,
+    startup_taint_decision,
+    startup_toleration,
+    without_taint,
+)
 from scheduler_extender.core.types import (
     Node,
     NodeInfo,
@@ -57,7 +63,12 @@ from scheduler_extender.core.types import (
 from scheduler_extender.sim.autoscaler import make_autoscaler
 from scheduler_extender.sim.cluster import LiveSnapshot
 from scheduler_extender.sim.model import Kind, PodState, Sample, SimNode, SimPod, Stats
-from scheduler_extender.sim.placeholders import PlaceholderPlanner, core_planner, pool_spec
+from scheduler_extender.sim.placeholders import (
+    PlaceholderPlanner,
+    core_planner,
+    history_profile,
+    pool_spec,
+)
 from scheduler_extender.sim.scenario import Scenario
 from scheduler_extender.sim.scheduler import (
     IN_TREE_FILTER,
@@ -107,8 +118,19 @@ class Simulation:
         self.profile = profile
         self.seed = seed
         self.users = list(users) if users is not None else generate_users(scenario, seed)
-        self.pool_spec = pool_spec(scenario, POOL, USER_TOLERATIONS, scenario.placeholders.priority)
+        taint = scenario.startup_taint
+        #: Placeholders tolerate the startup taint (users do not); pullers are modelled as
+        #: pulls that start when the node is Ready, tainted or not.
+        self.placeholder_tolerations = USER_TOLERATIONS + (
+            (startup_toleration(taint.key),) if taint.enabled else ()
+        )
+        self.startup_taint = startup_taint(taint.key) if taint.enabled else None
+        self.pool_spec = pool_spec(
+            scenario, POOL, self.placeholder_tolerations, scenario.placeholders.priority
+        )
         self.planner = planner or core_planner([self.pool_spec])
+        #: ``forecast`` mode: the arrivals learned from the weeks before the run.
+        self.arrival_profile = history_profile(scenario, seed, EPOCH)
         self.now = 0.0
         self._events: list[tuple[float, int, int, Kind, object]] = []
         self._seq = 0
@@ -196,6 +218,7 @@ class Simulation:
             Kind.PLAN: self._on_plan,
             Kind.AUTOSCALE: self._on_autoscale,
             Kind.SAMPLE: self._on_sample,
+            Kind.UNTAINT: self._on_untaint,
         }
         events = self._events
         next_report = 0.0
@@ -245,6 +268,8 @@ class Simulation:
         node = self.template_node(name, self.now)
         if with_images:
             node = replace(node, images=frozenset(self.pull_images))
+        elif self.startup_taint is not None:
+            node = replace(node, taints=(*node.taints, self.startup_taint))
         sim = SimNode(name, node, created=self.now, marked=self.now)
         self.nodes[name] = sim
         self.nodes_log.append(sim)
@@ -280,6 +305,7 @@ class Simulation:
             for image in self.pull_images:
                 if image not in sim.node.images:
                     self._start_pull(sim, image)
+        self._check_startup_taint(sim)
         self._move_all_to_active()
 
     def _set_node(self, sim: SimNode, node: Node) -> None:
@@ -306,6 +332,36 @@ class Simulation:
         self.image_counts[image] = self.image_counts.get(image, 0) + 1
         self.view.image_epoch += 1
         self._set_node(sim, replace(sim.node, images=sim.node.images | {image}))
+        self._check_startup_taint(sim)
+
+    # --- the startup taint -----------------------------------------------------------------
+
+    def startup_tainted(self, sim: SimNode) -> bool:
+        """Whether ``sim`` still carries the startup taint."""
+        taint = self.startup_taint
+        return taint is not None and any(t.key == taint.key for t in sim.node.taints)
+
+    def _check_startup_taint(self, sim: SimNode) -> None:
+        """The controller's decision (``core.startup_taint``) on the model node; the removal
+        lands ``startup_taint.removal_delay`` later (its watch event and patch)."""
+        if self.startup_taint is None or not sim.ready or sim.untaint_due:
+            return
+        decision = startup_taint_decision(
+            sim.node.taints, sim.node.images, self._pool_images, key=self.startup_taint.key
+        )
+        if decision.remove:
+            sim.untaint_due = True
+            self.at(self.now + self.scenario.startup_taint.removal_delay, Kind.UNTAINT, sim)
+
+    def _on_untaint(self, obj: object) -> None:
+        sim = obj if isinstance(obj, SimNode) else None
+        if sim is None or sim.deleting or self.startup_taint is None:
+            return
+        taints = without_taint(sim.node.taints, self.startup_taint.key)
+        self._set_node(sim, replace(sim.node, taints=taints))
+        self.stats.startup_taints_removed += 1
+        self.stats.startup_taint_seconds += self.now - sim.ready_at
+        self._move_all_to_active()
 
     def set_soft_taint(self, sim: SimNode, on: bool) -> None:
         """CA's DeletionCandidateOfClusterAutoscaler PreferNoSchedule taint on/off."""
@@ -394,7 +450,7 @@ class Simulation:
                 requests=self.placeholder_requests,
                 priority=self.scenario.placeholders.priority,
                 placeholder=True,
-                tolerations=USER_TOLERATIONS,
+                tolerations=self.placeholder_tolerations,
                 images=(PAUSE_IMAGE,),
                 created=EPOCH + self.now,
             )
@@ -689,7 +745,8 @@ class Simulation:
             if not n.deleting
         )
         arrivals = tuple(EPOCH + t for t in self.recent_arrivals)
-        return PlaceholderObservation(EPOCH + self.now, {POOL: PoolObservation(arrivals, nodes)})
+        observed = PoolObservation(arrivals, nodes, self.arrival_profile)
+        return PlaceholderObservation(EPOCH + self.now, {POOL: observed})
 
     def _reconcile_placeholders(self) -> None:
         """The controller's reconcile (``core.placeholders.reconcile_pool``) on the model: a

@@ -86,9 +86,7 @@ class FrontierPoint:
     per_seed: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def figure(self, name: str) -> float:
-        value = getattr(self, name)
-        assert isinstance(value, float)
-        return value
+        return float(getattr(self, name))
 
     def label(self) -> str:
         knobs = ", ".join(f"{k.removeprefix('placeholders.')}={v}" for k, v in self.knobs.items())
@@ -124,27 +122,42 @@ def default_families(*, startup_taint: bool = True, forecast: bool = True) -> li
             "adaptive",
             "extender",
             ("placeholders.mode=adaptive", "placeholders.size=user"),
-            tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 10), (1.5, 20), (2.0, 40), (3.0, 80))),
+            tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 10), (1.5, 20), (3.0, 80))),
             "user-sized, rate x lead x safety, capped at max",
         ),
         Family(
             "adaptive-node",
             "extender",
             ("placeholders.mode=adaptive", "placeholders.size=node", "placeholders.max=1000"),
-            tuple(_knobs(safety=s) for s in (0.5, 1.0, 1.5)),
+            tuple(_knobs(safety=s) for s in (0.5, 1.0)),
             "node-sized, rate x lead x safety",
         ),
     ]
     if forecast:
-        ours.append(
+        # The forecast must see a lead time that includes the image pull (a node is no room
+        # for users before it has the image), so it learns the pull time.
+        learn = "placeholders.learn_pulls=true"
+        ours += [
+            Family(
+                "forecast",
+                "extender",
+                ("placeholders.mode=forecast", "placeholders.size=user", learn),
+                tuple(_knobs(safety=s, max=m) for s, m in ((1.0, 50), (1.5, 200))),
+                "user-sized, (learned arrivals ahead + unforeseen rate x lead) x safety",
+            ),
             Family(
                 "forecast-node",
                 "extender",
-                ("placeholders.mode=forecast", "placeholders.size=node", "placeholders.max=1000"),
-                tuple(_knobs(safety=s) for s in (0.5, 1.0, 1.5)),
-                "node-sized, max(learned arrivals ahead, adaptive) x safety",
-            )
-        )
+                (
+                    "placeholders.mode=forecast",
+                    "placeholders.size=node",
+                    "placeholders.max=1000",
+                    learn,
+                ),
+                tuple(_knobs(safety=s) for s in (1.0, 1.5)),
+                "node-sized, (learned arrivals ahead + unforeseen rate x lead) x safety",
+            ),
+        ]
     families = [z2jh, *ours]
     if startup_taint:
         families += [
@@ -236,6 +249,38 @@ def run_frontier(
             runs = [next(it) for _ in seeds]
             points.append(_aggregate(scenario, family, knobs, runs))
     return points
+
+
+def restrict_seeds(point: FrontierPoint, seeds: Sequence[int]) -> FrontierPoint:
+    """The point's figures over a subset of its seeds (from ``per_seed``), so runs made with
+    different seed counts compare on the same users."""
+    if tuple(seeds) == point.seeds:
+        return point
+    missing = sorted(set(seeds) - set(point.seeds))
+    if missing or not seeds:
+        raise ValueError(f"{point.label()}: seeds {missing or '[]'} were not run")
+    where = [point.seeds.index(s) for s in seeds]
+    means: dict[str, float] = {}
+    sds: dict[str, float] = {}
+    per: dict[str, tuple[float, ...]] = {}
+    for name in FIGURES:
+        values = point.per_seed.get(name)
+        if values is None:
+            raise ValueError(f"{point.label()}: no per-seed values of {name}")
+        chosen = tuple(values[i] for i in where)
+        per[name] = chosen
+        means[name] = statistics.fmean(chosen)
+        sds[name] = statistics.stdev(chosen) if len(chosen) > 1 else 0.0
+    return FrontierPoint(
+        family=point.family,
+        policy=point.policy,
+        knobs=point.knobs,
+        seeds=tuple(seeds),
+        sd=sds,
+        scenario=point.scenario,
+        per_seed=per,
+        **means,
+    )
 
 
 # --- reading the results ------------------------------------------------------------------

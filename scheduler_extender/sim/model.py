@@ -30,6 +30,7 @@ class Kind(IntEnum):
     AUTOSCALE = 9
     CYCLE = 10
     SAMPLE = 11
+    UNTAINT = 12
 
 
 class PodState(IntEnum):
@@ -77,6 +78,8 @@ class SimNode:
     users: int = 0
     placeholders: int = 0
     unneeded_since: float | None = None
+    #: The startup taint's removal is scheduled.
+    untaint_due: bool = False
     # accounting: seconds spent in each state, integrated up to ``marked``
     marked: float = 0.0
     provisioning_s: float = 0.0
@@ -126,6 +129,9 @@ class Stats:
     cycles: int = 0
     binds: int = 0
     placeholder_node_seconds: float = 0.0
+    #: Startup taints removed, and their total time from node Ready to removal.
+    startup_taints_removed: int = 0
+    startup_taint_seconds: float = 0.0
     peak_nodes: int = 0
     timeline: list[tuple[float, int]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)

@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from scheduler_extender.core.forecast import (
+    WEEK,
+    ArrivalProfile,
+    empty_profile,
+    fold_arrivals,
+)
 from scheduler_extender.core.placeholders import (
     CountMode,
     CountSpec,
@@ -25,6 +31,7 @@ from scheduler_extender.core.placeholders import (
 )
 from scheduler_extender.core.types import Pod, Resources, Toleration
 from scheduler_extender.sim.scenario import Scenario
+from scheduler_extender.sim.workload import generate_users
 
 PlaceholderPlanner = Callable[[PlaceholderObservation], Mapping[str, PoolPlan]]
 
@@ -33,6 +40,7 @@ __all__ = [
     "PlaceholderPlanner",
     "PoolPlan",
     "core_planner",
+    "history_profile",
     "pool_spec",
     "static_planner",
 ]
@@ -68,6 +76,7 @@ def pool_spec(
         ready_default=ph.ready_default,
         boot_seconds=ph.boot_seconds,
         image_pull_seconds=ph.image_pull_seconds,
+        forecast_min_weeks=ph.forecast_min_weeks,
     )
     return PoolSpec(pool, template, SizeMode(ph.size), count, node_fraction=ph.node_fraction)
 
@@ -89,3 +98,25 @@ def static_planner(pool: str, count: int, requests: Resources) -> PlaceholderPla
         return fixed
 
     return plan
+
+
+def history_profile(scenario: Scenario, seed: int, start: float) -> ArrivalProfile | None:
+    """The profile a controller would have learned before the run (Unix time ``start``, a
+    Monday 00:00): the scenario's users of ``forecast_history_weeks`` earlier weeks, drawn on
+    other seeds (a trace repeats itself), folded oldest first with the controller's own
+    ``core.forecast.fold_arrivals``.  Only the simulated span of each week is observed; other
+    times of the week stay unseen.  None when the mode is not ``forecast`` or there is no
+    history."""
+    ph = scenario.placeholders
+    if ph.mode != "forecast" or ph.forecast_history_weeks == 0:
+        return None
+    profile = empty_profile(int(ph.forecast_bucket))
+    span = min(scenario.duration, WEEK)
+    for k in range(ph.forecast_history_weeks, 0, -1):
+        week = start - k * WEEK
+        users = generate_users(scenario, seed + 100_003 * k)
+        arrivals = sorted(week + u.arrival for u in users if u.arrival < span)
+        profile = fold_arrivals(
+            profile, arrivals, observed_since=week, until=week + span, alpha=ph.forecast_alpha
+        )
+    return profile

@@ -20,10 +20,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scheduler_extender.convert import ConversionError, quantity
 from scheduler_extender.core.placeholders import make_window
+from scheduler_extender.core.startup_taint import (
+    CA_MAX_NODE_STARTUP_SECONDS,
+    DEFAULT_STARTUP_TAINT_KEY,
+    is_startup_taint,
+)
 from scheduler_extender.validation import describe_validation_error
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
@@ -243,7 +256,7 @@ class Placeholders(_Model):
     (``core.placeholders``; docs/placeholders.md).  ``mode: static`` with ``count`` is z2jh's
     ``scheduling.userPlaceholder.replicas``; ``none`` keeps no placeholders."""
 
-    mode: Literal["none", "static", "adaptive", "schedule"] = "static"
+    mode: Literal["none", "static", "adaptive", "schedule", "forecast"] = "static"
     count: int = Field(0, ge=0)
     size: Literal["user", "node"] = "user"
     min: int = Field(0, ge=0)
@@ -268,11 +281,22 @@ class Placeholders(_Model):
     #: Seconds between two plans (the controller plans on every watch event, debounced; this
     #: models a slower reaction, never a faster one).
     plan_interval: Duration = Field(10.0, gt=0)
+    #: ``forecast``: the hub has run this many weeks before the simulated span (the same
+    #: scenario on other seeds; a trace repeats itself) and learned its arrivals by time of
+    #: week from them, in ``forecast_bucket`` buckets with weight ``forecast_alpha``
+    #: (``core.forecast``).  0: no history, so forecast degrades to adaptive.
+    forecast_history_weeks: int = Field(3, ge=0, le=52)
+    forecast_alpha: float = Field(0.3, gt=0, le=1)
+    forecast_bucket: Duration = 300.0
+    forecast_min_weeks: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> Placeholders:
         if self.min > self.max:
             raise ValueError("min must be <= max")
+        bucket = self.forecast_bucket
+        if bucket < 60 or bucket != int(bucket) or 604800 % int(bucket):
+            raise ValueError("forecast_bucket must be whole seconds, >= 60, dividing a week")
         return self
 
 
@@ -309,6 +333,29 @@ class Scheduler(_Model):
     max_backoff: Duration = 10.0
 
 
+class StartupTaint(_Model):
+    """User nodes the autoscaler adds register with a NoSchedule startup taint
+    (``core.startup_taint``); placeholders and the image puller tolerate it, users do not.  The
+    controller removes it ``removal_delay`` seconds (its watch event and patch) after the node
+    holds every user image.  The Cluster Autoscaler model treats a tainted node as upcoming
+    capacity while it is younger than ``max_node_startup_time`` (its MaxNodeStartupTime)."""
+
+    enabled: bool = False
+    key: str = DEFAULT_STARTUP_TAINT_KEY
+    removal_delay: Duration = 2.0
+    max_node_startup_time: Duration = CA_MAX_NODE_STARTUP_SECONDS
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if not is_startup_taint(key):
+            raise ValueError(
+                "must start with startup-taint.cluster-autoscaler.kubernetes.io/ (or the "
+                "ignore-taint. prefix), or the autoscaler would treat the node as unusable"
+            )
+        return key
+
+
 class Scenario(_Model):
     name: str
     description: str = ""
@@ -322,8 +369,18 @@ class Scenario(_Model):
     placeholders: Placeholders = Placeholders()
     autoscaler: Autoscaler = Autoscaler()
     scheduler: Scheduler = Scheduler()
+    startup_taint: StartupTaint = StartupTaint()
     #: Directory the scenario was loaded from (for relative trace paths); not part of files.
     base_dir: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _taint_needs_puller(self) -> Scenario:
+        if self.startup_taint.enabled and not self.images.continuous_puller:
+            raise ValueError(
+                "startup_taint.enabled needs images.continuous_puller: without a puller no user "
+                "pod could pull the image on a tainted node and the taint would never come off"
+            )
+        return self
 
     def image(self, name: str) -> Image:
         for image in self.images.known:
