@@ -11,9 +11,9 @@ one value per pod (creation time, deletion timestamp, requests, image).  The las
 comes from the window's raw ``kube_pod_created`` samples (a range vector), whose last timestamp
 is exact; ``max_over_time(timestamp(...)[1d:1m])`` would say the same only at the subquery's
 resolution and costs Prometheus one evaluation per pod and step (the whole import took 3 to 4
-times as long with it in ``benchmarks/trace_import.py``).  When Prometheus refuses a window (``--query.max-samples``, its
-``--query.timeout``, the 11,000 points resolution limit), the window is split in two and each
-half asked again.
+times as long with it in ``benchmarks/trace_import.py``).  When Prometheus refuses a window
+(``--query.max-samples``, its ``--query.timeout``, the 11,000 points resolution limit), the
+window is split in two and each half asked again.
 
 Series used (kube-state-metrics v2; ref: kube-state-metrics docs/pod-metrics.md): every pod
 series carries ``namespace``, ``pod`` and ``uid``.
