@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
 from scheduler_extender.sim.scenario import parse_duration
 from scheduler_extender.trace.prometheus import (
     MIN_WINDOW,
@@ -191,8 +194,21 @@ def run(args: argparse.Namespace, *, now: float) -> list[str]:
         raise TraceError(f"--window: at least {2 * MIN_WINDOW:.0f} s")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise TraceError(f"--ca-file: file not found: {args.ca_file}")
-    with Prometheus(args.url, timeout=timeout, token=token, ca_file=args.ca_file) as prom:
-        result = Importer(prom, window=window).run(since, until, wanted)
+    console = Console(stderr=True)
+    with (
+        Prometheus(args.url, timeout=timeout, token=token, ca_file=args.ca_file) as prom,
+        Progress(
+            TextColumn("importing"), BarColumn(), TextColumn("{task.fields[day]}"),
+            TimeElapsedColumn(), console=console, transient=True,
+            disable=not console.is_terminal,
+        ) as bar,
+    ):  # fmt: skip
+        task = bar.add_task("import", total=until - since, day="")
+
+        def progress(done_until: float) -> None:
+            bar.update(task, completed=done_until - since, day=iso(done_until)[:16])
+
+        result = Importer(prom, window=window, progress=progress).run(since, until, wanted)
     sessions, summary = assemble(
         result.pods, since=since, until=until, present_at_end=result.present_at_end
     )

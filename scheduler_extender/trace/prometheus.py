@@ -295,6 +295,7 @@ class Importer:
         self.progress = progress
         self.splits = 0
         self.windows = 0
+        self._importing = False  # progress is reported for the import pass only
 
     def _each_window(self, since: float, until: float, ask: Callable[[float, float], bool]) -> bool:
         """Calls ``ask(start, end)`` for windows covering the range; ``ask`` returns True to
@@ -315,7 +316,7 @@ class Importer:
                 pending += [(mid, end), (start, mid)]
                 continue
             self.windows += 1
-            if self.progress is not None:
+            if self.progress is not None and self._importing:
                 self.progress(end)
             if stop:
                 return True
@@ -348,6 +349,7 @@ class Importer:
     def run(self, since: float, until: float, wanted: Selection) -> ImportResult:
         selection, why = self.choose_selection(since, until, wanted)
         self.windows = self.splits = 0
+        self._importing = True
         pods: dict[PodKey, Observation] = {}
 
         def ask(start: float, end: float) -> bool:
