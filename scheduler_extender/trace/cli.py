@@ -195,20 +195,24 @@ def run(args: argparse.Namespace, *, now: float) -> list[str]:
     if args.ca_file and not Path(args.ca_file).is_file():
         raise TraceError(f"--ca-file: file not found: {args.ca_file}")
     console = Console(stderr=True)
-    with (
-        Prometheus(args.url, timeout=timeout, token=token, ca_file=args.ca_file) as prom,
-        Progress(
-            TextColumn("importing"), BarColumn(), TextColumn("{task.fields[day]}"),
-            TimeElapsedColumn(), console=console, transient=True,
-            disable=not console.is_terminal,
-        ) as bar,
-    ):  # fmt: skip
-        task = bar.add_task("import", total=until - since, day="")
+    with contextlib.ExitStack() as stack:
+        prom = stack.enter_context(
+            Prometheus(args.url, timeout=timeout, token=token, ca_file=args.ca_file)
+        )
+        report_progress: Callable[[float], None] | None = None
+        if console.is_terminal:  # a bar on a terminal only (rich 13.0 prints even when disabled)
+            bar = stack.enter_context(
+                Progress(
+                    TextColumn("importing"), BarColumn(), TextColumn("{task.fields[day]}"),
+                    TimeElapsedColumn(), console=console, transient=True,
+                )
+            )  # fmt: skip
+            task = bar.add_task("import", total=until - since, day="")
 
-        def progress(done_until: float) -> None:
-            bar.update(task, completed=done_until - since, day=iso(done_until)[:16])
+            def report_progress(done_until: float) -> None:
+                bar.update(task, completed=done_until - since, day=iso(done_until)[:16])
 
-        result = Importer(prom, window=window, progress=progress).run(since, until, wanted)
+        result = Importer(prom, window=window, progress=report_progress).run(since, until, wanted)
     sessions, summary = assemble(
         result.pods, since=since, until=until, present_at_end=result.present_at_end
     )
