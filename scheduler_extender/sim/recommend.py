@@ -29,9 +29,11 @@ from scheduler_extender.sim.frontier import (
     Family,
     FrontierPoint,
     baseline_point,
+    cheapest_meeting,
     default_families,
     pareto_front,
     point_scenario,
+    recommend_point,
     run_frontier,
     write_frontier,
 )
@@ -157,40 +159,21 @@ def choose(
     max_wait_p95: float | None,
     max_extra_cost: float | None,
 ) -> tuple[Candidate | None, str]:
-    """The recommended candidate under the target, and the rule as a sentence.
-
-    ``--max-wait-p95``: the cheapest point (node-hours) whose p95 wait meets it; ties go to fewer
-    users waiting over 60 s.  ``--max-extra-cost``: among points within that many node-hours
-    over no placeholders, the fewest users waiting over 60 s (then fewer failed spawns, then
-    fewer node-hours): frontier.recommend_point's rule, on the points the chart can express."""
-    usable = [c for c in candidates if c.values is not None]
+    """The recommended candidate under the target, and the rule as a sentence: the frontier's
+    own rules (``cheapest_meeting`` for ``--max-wait-p95``, ``recommend_point`` for
+    ``--max-extra-cost``), applied to the points the chart can express."""
+    usable = {id(c.point): c for c in candidates if c.values is not None}
     if max_wait_p95 is not None:
-        fits = [c for c in usable if c.point.wait_p95_s <= max_wait_p95]
         rule = f"the cheapest setting whose p95 wait is <= {max_wait_p95:g} s"
-        best = min(
-            fits,
-            key=lambda c: (c.point.node_hours, c.point.waited_over_60s, c.point.label()),
-            default=None,
-        )
-        return best, rule
+        found = cheapest_meeting([c.point for c in usable.values()], max_wait_p95)
+        return (usable[id(found)] if found is not None else None), rule
     budget = 0.10 if max_extra_cost is None else max_extra_cost
-    base = baseline_point(points)
     rule = f"the fewest users waiting > 60 s within +{budget:.0%} node-hours of no placeholders"
+    base = baseline_point(points)
     if base is None:
         return None, rule + " (the sweep has no baseline)"
-    limit = base.node_hours * (1 + budget)
-    fits = [c for c in usable if c.point.node_hours <= limit]
-    best = min(
-        fits,
-        key=lambda c: (
-            c.point.waited_over_60s,
-            c.point.failed_spawns,
-            c.point.node_hours,
-            c.point.label(),
-        ),
-        default=None,
-    )
-    return best, rule
+    found = recommend_point([base, *(c.point for c in usable.values())], budget)
+    return (usable[id(found)] if found is not None else None), rule
 
 
 def _cell(p: FrontierPoint, name: str, digits: int = 1) -> str:
