@@ -27,12 +27,14 @@ from rich.table import Table
 
 from scheduler_extender.sim.frontier import (
     Family,
+    FrontierError,
     FrontierPoint,
     baseline_point,
     cheapest_meeting,
     default_families,
     pareto_front,
     point_scenario,
+    read_frontier,
     recommend_point,
     run_frontier,
     write_frontier,
@@ -232,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], help="scenario override path=value")
     parser.add_argument("--out", default="recommend-results", help="directory for the results")
     parser.add_argument("--no-plot", action="store_true", help="skip frontier.png")
+    parser.add_argument(
+        "--frontier",
+        help="reuse the frontier.json of an earlier run on the same trace (no simulation): "
+        "another target in seconds",
+    )
     return parser
 
 
@@ -283,22 +290,37 @@ def run(args: argparse.Namespace, console: Console) -> int:
     duration = trace_duration(trace, scenario)
     scenario = with_overrides(scenario, [f"duration={duration}"])
     families, skipped = _families(scenario, args.families)
-    console.print(
-        f"[bold]{scenario.name}[/] with {trace.name}: {duration / 3600:.1f} h simulated, "
-        f"{sum(len(f.points) for f in families)} settings x {args.seeds} seeds"
-    )
-    for note in skipped:
-        console.print(f"skipped family {note}", style="yellow")
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[label]}"), console=console, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("simulating", total=None, label="")
+    if args.frontier:
+        # An earlier run's points: only the choice and the values are redone.
+        try:
+            points = read_frontier(Path(args.frontier))
+        except FrontierError as exc:
+            raise RecommendError(f"--frontier: {exc}") from None
+        known = {f.name for f in families}
+        missing = sorted({p.family for p in points} - known)
+        if missing:
+            raise RecommendError(f"--frontier: families not in this sweep: {', '.join(missing)}")
+        console.print(f"[bold]{scenario.name}[/] with {trace.name}: {len(points)} settings "
+                      f"read from {args.frontier}")  # fmt: skip
+    else:
+        console.print(
+            f"[bold]{scenario.name}[/] with {trace.name}: {duration / 3600:.1f} h simulated, "
+            f"{sum(len(f.points) for f in families)} settings x {args.seeds} seeds"
+        )
+        for note in skipped:
+            console.print(f"skipped family {note}", style="yellow")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[label]}"), console=console,
+            transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("simulating", total=None, label="")
 
-        def progress(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, label=label)
+            def progress(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, total=total, label=label)
 
-        points = run_frontier(scenario, families, range(1, args.seeds + 1), args.jobs, progress)
+            seeds = range(1, args.seeds + 1)
+            points = run_frontier(scenario, families, seeds, args.jobs, progress)
     by_family = {f.name: f for f in families}
     candidates = []
     for p in points:
