@@ -27,6 +27,7 @@ from scheduler_extender.sim.frontier import (
     FrontierPoint,
     baseline_point,
     best_static_within,
+    cheapest_meeting,
     default_families,
     pareto_front,
     read_frontier,
@@ -75,6 +76,13 @@ def verdict(points: Sequence[FrontierPoint], budget: float) -> str:
         f"{rec.waited_over_60s:,.1f}, failed {rec.failed_spawns:,.1f}, p95 {rec.wait_p95_s:,.1f} s,"
         f" waited on a pull {rec.pull_waits:,.1f} (none: {base.pull_waits:,.1f})"
     ]
+    slo = cheapest_meeting(points, 60.0)
+    if slo is not None:
+        lines.append(
+            f"cheapest with p95 wait <= 60 s: `{slo.label()}`: {slo.node_hours:,.1f} node-h, "
+            f"waited > 60 s {slo.waited_over_60s:,.1f}, failed {slo.failed_spawns:,.1f}, "
+            f"p95 {slo.wait_p95_s:,.1f} s"
+        )
     static = best_static_within(points, rec.node_hours)
     if static is not None:
         ratio_w = rec.waited_over_60s / static.waited_over_60s if static.waited_over_60s else 0.0

@@ -23,6 +23,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "Simulate a hub day/week under several scheduling policies and compare them.",
     ),
+    "trace": (
+        "scheduler_extender.trace.cli",
+        "main",
+        "Import a hub's user sessions from Prometheus as a simulator trace (CSV).",
+    ),
+    "recommend": (
+        "scheduler_extender.sim.recommend",
+        "main",
+        "Replay a trace under the wait-cost frontier and print chart values for your target.",
+    ),
     "plan": (
         "scheduler_extender.planner.cli",
         "main",

@@ -13,7 +13,8 @@ Public API (the ``recommend`` command builds on it):
 - ``default_families()``: the sweep of issue 12 (z2jh static N, our modes over their knobs).
 - ``run_frontier(scenario, families, seeds, jobs, progress=None) -> list[FrontierPoint]``
 - ``pareto_front(points)``: the undominated points, cheapest first.
-- ``recommend_point(points, budget=0.10)``: the rule used to pick a setting (below).
+- ``recommend_point(points, budget=0.10)``: the rule used to pick a setting (below), and
+  ``cheapest_meeting(points, p95_s=60)``: the cheapest point with a p95 wait under a target.
 - ``write_frontier(points, out_dir)``: ``frontier.json`` (``points_to_json``) and
   ``frontier.png``; ``read_frontier(path)`` / ``points_from_json`` read it back, validated.
 
@@ -328,6 +329,22 @@ def recommend_point(
     if not fits:
         return None
     return min(fits, key=lambda p: (p.waited_over_60s, p.failed_spawns, p.node_hours, p.label()))
+
+
+def cheapest_meeting(
+    points: Sequence[FrontierPoint], p95_s: float = 60.0, *, ours_only: bool = True
+) -> FrontierPoint | None:
+    """The cheapest point (node-hours) whose mean p95 wait is at most ``p95_s``: the rule for a
+    spike, where "no placeholders" is cheap only because most users never start, so a budget
+    over it means nothing.  None when no point meets it."""
+    fits = [
+        p
+        for p in points
+        if p.wait_p95_s <= p95_s and (not ours_only or not p.family.startswith("z2jh"))
+    ]
+    if not fits:
+        return None
+    return min(fits, key=lambda p: (p.node_hours, p.waited_over_60s, p.label()))
 
 
 def best_static_within(points: Sequence[FrontierPoint], node_hours: float) -> FrontierPoint | None:

@@ -12,8 +12,6 @@ are Kubernetes quantities (``450M``, ``7910m``).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -37,33 +35,13 @@ from scheduler_extender.core.startup_taint import (
     is_startup_taint,
 )
 from scheduler_extender.kube.convert import ConversionError, base_units, millicores
-from scheduler_extender.validation import describe_validation_error
+from scheduler_extender.validation import describe_validation_error, parse_duration
 
 SCENARIO_PACKAGE = "scheduler_extender.data.scenarios"
-_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|min|m|h|d)?\s*$")
 
 
 class ScenarioError(ValueError):
     """A scenario file or override that cannot be used; the message names the field."""
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``600``, ``"600"``, ``"10m"``, ``"1.5h"`` or ``"7d"``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"invalid duration {value!r} (examples: 600, 10m, 2h, 7d)")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    else:
-        raise ValueError("expected a duration")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError("a duration must be finite and >= 0")
-    return seconds
 
 
 def _cpu(value: object) -> int:

@@ -14,6 +14,11 @@ Trace format (CSV with a header; extra columns are ignored)::
 earliest arrival).  Give either ``last_activity`` (the culler then removes the server after
 ``timeout``, on its next pass) or ``end`` (the user stopped the server then), in the same form;
 the activity length is measured from arrival.  Empty cells take the first profile's value.
+
+An optional ``open`` column (``true``/``1``/``yes``; empty or ``false``/``0``/``no`` otherwise)
+marks a session that was still running when the trace was taken (``scheduler-extender trace``
+writes it): its ``end`` is only the moment it was last seen, so the replay keeps the server
+until the end of the run (or until the culler's ``max_age``) instead of stopping it there.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class UserSpec:
     image: str
     activity: float
     stop_after: float | None = None
+    #: Still running when the trace ended: stays until the run ends (or max_age culls it).
+    open: bool = False
 
 
 def workload_rng(seed: int) -> random.Random:
@@ -184,16 +191,31 @@ def users_from_rows(
             raise ScenarioError(f"{where}: {exc.problem}") from None
         image = normalize_image(row.get("image") or default.image)
         profile = row.get("profile") or default.name
+        is_open = _flag(row.get("open"), f"{where} open")
         length = t1 - t0
         users.append(
             UserSpec(0, t0, profile, cpu, mem, image,
-                     activity=length, stop_after=length if explicit else None)
+                     activity=length, stop_after=length if explicit else None, open=is_open)
         )  # fmt: skip
     users.sort(key=lambda u: u.arrival)
     return [
-        UserSpec(i, u.arrival, u.profile, u.cpu, u.memory, u.image, u.activity, u.stop_after)
+        UserSpec(i, u.arrival, u.profile, u.cpu, u.memory, u.image, u.activity, u.stop_after,
+                 u.open)
         for i, u in enumerate(users)
-    ]
+    ]  # fmt: skip
+
+
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"", "0", "false", "no"})
+
+
+def _flag(value: str | None, where: str) -> bool:
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ScenarioError(f"{where}: expected true or false, got {value!r}")
 
 
 def cull_time(last_activity: float, scenario: Scenario, started: float) -> float:
@@ -209,6 +231,9 @@ def cull_time(last_activity: float, scenario: Scenario, started: float) -> float
 
 def departure(user: UserSpec, scenario: Scenario, started: float) -> float:
     """When the server of ``user``, running since ``started``, is removed."""
+    if user.open:
+        # Its real end is after the trace: only the culler's age limit can remove it.
+        return cull_time(math.inf, scenario, started) if scenario.culler.max_age > 0 else math.inf
     if user.stop_after is not None:
         end = started + user.stop_after
         if scenario.culler.max_age > 0:

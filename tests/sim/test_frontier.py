@@ -14,6 +14,7 @@ from scheduler_extender.sim.frontier import (
     Family,
     FrontierError,
     FrontierPoint,
+    cheapest_meeting,
     default_families,
     pareto_front,
     points_from_json,
@@ -56,6 +57,18 @@ def test_recommendation_is_fewest_waits_within_the_budget() -> None:
     # z2jh's own points are not what we recommend, unless asked.
     assert recommend_point(pts, 0.10, ours_only=False) == static
     assert recommend_point([cheap, good]) is None  # no baseline
+
+
+def test_cheapest_meeting_a_p95_target() -> None:
+    fast_dear = FrontierPoint("forecast-node", "extender", {}, (1,), 30.0, 0.0, 0.0, 0.2, 0.0)
+    fast_cheap = FrontierPoint("forecast", "extender", {}, (1,), 25.0, 3.0, 1.0, 59.0, 0.0)
+    slow = FrontierPoint("adaptive", "extender", {}, (1,), 9.0, 260.0, 250.0, 300.0, 0.0)
+    static = FrontierPoint("z2jh-static", "z2jh", {}, (1,), 20.0, 5.0, 2.0, 10.0, 0.0)
+    pts = [fast_dear, fast_cheap, slow, static]
+    assert cheapest_meeting(pts, 60.0) == fast_cheap
+    assert cheapest_meeting(pts, 1.0) == fast_dear
+    assert cheapest_meeting(pts, 60.0, ours_only=False) == static
+    assert cheapest_meeting([slow], 60.0) is None
 
 
 def test_restrict_seeds_recomputes_from_per_seed_values() -> None:

@@ -99,6 +99,22 @@ def test_trace_replay(tmp_path: Path) -> None:
     assert users[1].image == "docker.io/jupyter/base-notebook:latest"
 
 
+def test_open_sessions_stay_until_the_run_ends(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("arrival,end,open\n0,600,true\n0,600,\n0,600,no\n", encoding="utf-8")
+    users = read_trace(path, scenario_from_data(BASE, "w"))
+    assert [u.open for u in users] == [True, False, False]
+    sc = scenario_from_data({**BASE, "duration": "1h"}, "w")
+    assert departure(users[0], sc, 100.0) == math.inf
+    assert departure(users[1], sc, 100.0) == 700.0
+    # The culler's age limit still removes an open session (on its next pass).
+    aged = scenario_from_data({**BASE, "culler": {"max_age": 1000, "every": 600}}, "w")
+    assert departure(users[0], aged, 100.0) == 1200.0
+    # The lower bound counts it until the end of the run.
+    sc = scenario_from_data({**BASE, "duration": "2h", "culler": {"timeout": 0, "every": 1}}, "w")
+    assert lower_bound_node_hours(users[:1], sc) == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -108,8 +124,9 @@ def test_trace_replay(tmp_path: Path) -> None:
         ("arrival,end\nsoon,5\n", "expected seconds or an ISO 8601 time"),
         ("arrival,end,memory\n0,5,lots\n", "invalid quantity"),
         ("arrival,end\n", "the trace has no rows"),
+        ("arrival,end,open\n0,5,maybe\n", "line 2 open: expected true or false"),
     ],
-    ids=["no-arrival", "both-ends", "backwards", "bad-time", "bad-memory", "empty"],
+    ids=["no-arrival", "both-ends", "backwards", "bad-time", "bad-memory", "empty", "bad-open"],
 )
 def test_bad_traces_name_the_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "t.csv"

@@ -1,0 +1,173 @@
+"""``scheduler-extender recommend``: the candidate -> chart values mapping, the choice under a
+target, and one run end to end on the shipped trace whose values go through the real chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduler_extender.cli import main as cli_main
+from scheduler_extender.placeholders.config import parse_config
+from scheduler_extender.sim.frontier import Family, FrontierPoint, default_families, point_scenario
+from scheduler_extender.sim.recommend import Candidate, chart_values, choose, trace_duration
+from scheduler_extender.sim.scenario import load_scenario
+from tests.chart.conftest import one, render_values
+
+TRACE = (
+    Path(__file__).resolve().parents[2] / "scheduler_extender/data/scenarios/course-day-trace.csv"
+)
+PREFIX = "hub-sched-scheduler-extender"
+
+
+def family(name: str) -> Family:
+    return next(f for f in default_families() if f.name == name)
+
+
+def controller_pool(values: dict[str, Any]) -> Any:
+    """The default pool as the placeholder controller parses the rendered chart's config."""
+    cm = one(render_values(values), "ConfigMap", f"{PREFIX}-placeholders")
+    config = parse_config(yaml.safe_load(cm["data"]["placeholders.yaml"]))
+    (pool,) = config.pools
+    return pool
+
+
+@pytest.mark.parametrize(
+    ("name", "knobs"),
+    [
+        ("adaptive", {"placeholders.safety": 2.0, "placeholders.max": 40}),
+        ("adaptive-node", {"placeholders.safety": 0.5}),
+    ],
+    ids=["user-sized", "node-sized"],
+)
+def test_chart_values_reach_the_controller_as_simulated(name: str, knobs: dict[str, Any]) -> None:
+    scenario = load_scenario("course-day")
+    fam = family(name)
+    values, why_not = chart_values(scenario, fam, knobs)
+    assert values is not None, why_not
+    simulated = point_scenario(scenario, fam, tuple(knobs.items())).placeholders
+    pool = controller_pool(values)
+    assert pool.size == simulated.size
+    assert (pool.count.mode, pool.count.min, pool.count.max, pool.count.safety) == (
+        simulated.mode, simulated.min, simulated.max, simulated.safety,
+    )  # fmt: skip
+    assert pool.count.rate_window_seconds == simulated.rate_window
+    assert pool.count.node_ready_seconds == simulated.ready_default
+
+
+def test_what_the_chart_cannot_express_is_said() -> None:
+    scenario = load_scenario("course-day")
+    values, why_not = chart_values(scenario, family("z2jh-static"), {"placeholders.count": 3})
+    assert values is None and "policy z2jh" in why_not
+    taint = Family("adaptive+taint", "extender", ("startup_taint.enabled=true",), ())
+    values, why_not = chart_values(scenario, taint, {})
+    assert values is None and why_not == "no chart key for startup_taint.enabled"
+
+
+def point(name: str, knobs: dict[str, Any], hours: float, waited: float, p95: float) -> Candidate:
+    p = FrontierPoint(name, "extender", knobs, (1,), hours, waited, 0.0, p95, 0.0)
+    return Candidate(p, {"x": 1} if name != "z2jh-static" else None)
+
+
+def test_choose_under_each_target() -> None:
+    cands = [
+        point("z2jh-static", {"placeholders.count": 0}, 100.0, 50.0, 300.0),
+        point("adaptive", {"placeholders.safety": 1.0}, 105.0, 20.0, 60.0),
+        point("adaptive", {"placeholders.safety": 2.0}, 109.0, 8.0, 25.0),
+        point("adaptive", {"placeholders.safety": 3.0}, 130.0, 1.0, 5.0),
+    ]
+    points = [c.point for c in cands]
+    best, rule = choose(cands, points, max_wait_p95=30.0, max_extra_cost=None)
+    assert best is cands[2] and "p95 wait is <= 30 s" in rule
+    best, _ = choose(cands, points, max_wait_p95=10.0, max_extra_cost=None)
+    assert best is cands[3]
+    best, rule = choose(cands, points, max_wait_p95=None, max_extra_cost=0.05)
+    assert best is cands[1] and "+5%" in rule
+    best, _ = choose(cands, points, max_wait_p95=None, max_extra_cost=None)  # default 10 %
+    assert best is cands[2]
+    best, _ = choose(cands, points, max_wait_p95=1.0, max_extra_cost=None)
+    assert best is None
+
+
+def test_the_run_lasts_until_the_last_session_ends(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival,end,last_activity\n0,7200,\n100,,1000\n", encoding="utf-8")
+    scenario = load_scenario("course-day")  # culler: timeout 3600, every 600
+    assert trace_duration(trace, scenario) == 7200.0
+    trace.write_text("arrival,end,last_activity\n0,600,\n100,,5000\n", encoding="utf-8")
+    # Culled: last activity at 5000, timeout 3600, the next pass, rounded up to a minute.
+    assert trace_duration(trace, scenario) == math.ceil((5000 + 3600 + 600) / 60) * 60
+
+
+def test_recommend_end_to_end_on_the_shipped_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shipped trace's first 300 sessions (its first ~3 hours), to keep the test fast.
+    trace = tmp_path / "course-day-head.csv"
+    lines = TRACE.read_text(encoding="utf-8").splitlines(keepends=True)
+    trace.write_text("".join(lines[:301]), encoding="utf-8")
+    out = tmp_path / "rec"
+    code = cli_main(
+        ["recommend", "--trace", str(trace), "--families", "adaptive", "--seeds", "1",
+         "--max-extra-cost", "25%", "--out", str(out)]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "Candidates" in text and "<- recommended" in text
+    assert (out / "frontier.png").stat().st_size > 0
+    frontier = json.loads((out / "frontier.json").read_text(encoding="utf-8"))
+    base = next(p for p in frontier if p["family"] == "z2jh-static")
+    assert base["knobs"] == {"placeholders.count": 0}
+    ours = [p for p in frontier if p["family"] == "adaptive"]
+    assert len(ours) == len(family("adaptive").points)
+    # The recommended point: within +25 % of no placeholders, fewest users waiting > 60 s.
+    header = (out / "values.yaml").read_text(encoding="utf-8").splitlines()[0]
+    fits = [p for p in ours if p["node_hours"] <= base["node_hours"] * 1.25]
+    assert fits, frontier
+    best = min(fits, key=lambda p: (p["waited_over_60s"], p["failed_spawns"], p["node_hours"]))
+    knobs = ", ".join(f"{k.removeprefix('placeholders.')}={v}" for k, v in best["knobs"].items())
+    assert f"adaptive({knobs})" in header
+    # Its values render through the chart, and the controller gets what was simulated.
+    values = yaml.safe_load((out / "values.yaml").read_text(encoding="utf-8"))
+    pool = controller_pool(values)
+    assert (pool.count.mode, pool.count.safety, pool.count.max) == (
+        "adaptive", best["knobs"]["placeholders.safety"], best["knobs"]["placeholders.max"],
+    )  # fmt: skip
+    # Another target on the same points, without simulating again: a p95 every point meets
+    # picks the cheapest of ours.
+    again = tmp_path / "again"
+    code = cli_main(
+        ["recommend", "--trace", str(trace), "--families", "adaptive", "--frontier",
+         str(out / "frontier.json"), "--max-wait-p95", "1d", "--out", str(again), "--no-plot"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    cheapest = min(ours, key=lambda p: (p["node_hours"], p["waited_over_60s"]))
+    knobs = ", ".join(
+        f"{k.removeprefix('placeholders.')}={v}" for k, v in cheapest["knobs"].items()
+    )
+    header = (again / "values.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert f"adaptive({knobs})" in header and "p95 wait is <= 86400 s" in header
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trace", "/nonexistent.csv"], "--trace: file not found"),
+        (["--trace", str(TRACE), "--families", "nope"], "--families: unknown nope"),
+        (["--trace", str(TRACE), "--max-extra-cost", "lots"], "--max-extra-cost: expected"),
+        (["--trace", str(TRACE), "--max-wait-p95", "soon"], "--max-wait-p95: invalid duration"),
+        (["--trace", str(TRACE), "--scenario", "nope"], "unknown scenario 'nope'"),
+    ],
+    ids=["trace", "family", "cost", "wait", "scenario"],
+)
+def test_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = cli_main(["recommend", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
