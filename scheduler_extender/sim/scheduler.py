@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from scheduler_extender.core.drain import Drain
 from scheduler_extender.core.filtering import Verdict, check_node
 from scheduler_extender.core.matching import term_matches
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
@@ -127,6 +128,8 @@ EXTENDER = replace(
     extender=ExtenderSpec(),
 )
 ORACLE = replace(Z2JH, name="oracle", percentage_of_nodes_to_score=100, oracle=True)
+#: The extender with the drain term on (``core.drain``).
+DRAIN_POLICY = PolicyConfig(drain_weight=1.0)
 POLICIES: dict[str, Profile] = {
     "default": DEFAULT,
     "z2jh": Z2JH,
@@ -135,6 +138,9 @@ POLICIES: dict[str, Profile] = {
         EXTENDER, name="extender-bind", extender=ExtenderSpec(bind_assume=True)
     ),
     "oracle": ORACLE,
+    "extender-drain": replace(
+        EXTENDER, name="extender-drain", extender=ExtenderSpec(policy=DRAIN_POLICY)
+    ),
 }
 
 
@@ -255,6 +261,8 @@ class PrioritizeCall:
     names: tuple[str, ...]
     snapshot: Snapshot
     scores: tuple[tuple[str, int], ...]
+    #: The clock and lifetime estimate the drain term used (None when it is off).
+    drain: Drain | None = None
 
 
 @dataclass(slots=True)
@@ -293,6 +301,8 @@ class ClusterView:
     image_epoch: int = 0
     image_sizes: Mapping[str, int] = field(default_factory=dict)
     default_image_size: int = 3 * 1024**3
+    #: The extender's clock and learned lifetime estimate, for the drain term.
+    drain: Callable[[], Drain | None] | None = None
 
 
 def pod_key(pod: Pod) -> tuple[object, ...]:
@@ -428,13 +438,14 @@ class KubeScheduler:
         ext = prof.extender
         if ext is not None and view.extender_view is not None:
             snapshot = view.extender_view()
-            outcome = score_nodes(pod, names, snapshot, ext.policy)
+            drain = view.drain() if view.drain is not None and ext.policy.drain_weight else None
+            outcome = score_nodes(pod, names, snapshot, ext.policy, drain)
             scale = ext.weight * (plugins.MAX_NODE_SCORE // 10)
             for i, (_, score) in enumerate(outcome.scores):
                 totals[i] += score * scale
             if self.on_prioritize is not None:
                 self.on_prioritize(
-                    PrioritizeCall(pod, tuple(names), freeze(snapshot), outcome.scores)
+                    PrioritizeCall(pod, tuple(names), freeze(snapshot), outcome.scores, drain)
                 )
         return totals
 
