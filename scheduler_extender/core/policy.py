@@ -74,7 +74,7 @@ class PolicyConfig:
     #: lifetimes it counts as.
     #: Also count the node's youngest user session: the cost is the smaller of the costs of its
     #: oldest and its youngest session, so sessions that started together share nodes.
-    drain_cohorts: bool = True
+    drain_cohorts: bool = False
     session_median_seconds: float = 600.0
     session_sigma: float = 1.0
     lifetime_prior_weight: float = 20.0

@@ -22,7 +22,9 @@ extender also records its own binds at once, as the live service does.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 import random
 from collections import deque
@@ -189,6 +191,11 @@ class Simulation:
             self.view.drain = self._drain
         if profile.oracle:
             self.view.leaves_at = self._leaves_at
+            if not profile.oracle_knows_new:
+                spans = sorted(departure(u, scenario, u.arrival) - u.arrival for u in self.users)
+                self._spans = spans
+                self._span_tail = list(itertools.accumulate(reversed(spans)))[::-1]
+                self.view.extension = self._extension
             self.view.placed_leave = self._placed_leave
         self.autoscaler = make_autoscaler(self)
 
@@ -694,6 +701,18 @@ class Simulation:
         if sp is None or sp.user is None:
             return 0.0
         return departure(sp.user, self.scenario, self.now)
+
+    def _extension(self, busy_until: float) -> float:
+        """``oracle-ages``: ``E[(T - r)+]`` over the workload's session lengths ``T``, where
+        ``r`` is how much longer the node stays busy anyway."""
+        spans = self._spans
+        if not spans:
+            return 0.0
+        remaining = max(0.0, busy_until - self.now)
+        i = bisect.bisect_right(spans, remaining)
+        if i >= len(spans):
+            return 0.0
+        return (self._span_tail[i] - remaining * (len(spans) - i)) / len(spans)
 
     def _placeholders(self) -> list[SimPod]:
         return list(self.placeholder_pods.values())

@@ -34,7 +34,15 @@ def tiny(**changes: Any) -> Scenario:
     return scenario_from_data(data, "tiny")
 
 
-POLICIES = ["default", "z2jh", "extender", "extender-bind", "oracle", "extender-drain"]
+POLICIES = [
+    "default",
+    "z2jh",
+    "extender",
+    "extender-bind",
+    "oracle",
+    "extender-drain",
+    "oracle-ages",
+]
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=POLICIES)
