@@ -110,8 +110,9 @@ def markdown(scenario: Scenario, results: Sequence[RunResult]) -> str:
     summaries = summarize(results)
     seeds = sorted({r.seed for r in results})
     users = sorted({r.users for r in results})
+    tail = " and the drain tail" if scenario.drain_tail else ""
     title = (
-        f"### {scenario.name}: {scenario.duration / 3600:g} h, {scenario.autoscaler.mode} "
+        f"### {scenario.name}: {scenario.duration / 3600:g} h{tail}, {scenario.autoscaler.mode} "
         f"autoscaler, seeds {', '.join(map(str, seeds))}"
     )
     note = (
