@@ -133,3 +133,15 @@ def test_the_run_lasts_until_the_last_session_ends(policy: str) -> None:
     assert full.lower_bound > short.lower_bound
     assert short.hours == 4 and short.tail_hours == 0 and short.tail_node_hours == 0
     assert cut.users_running > 0
+
+
+def test_oracle_ages_extension_is_the_expected_added_time() -> None:
+    """``oracle-ages`` scores by E[(T - r)+] over the workload's true session lengths."""
+    sim = Simulation(tiny(), parse_policy("oracle-ages"), 3)
+    assert sim.view.extension is not None
+    spans = sim._spans
+    sim.now = 5000.0
+    for remaining in (0.0, 300.0, 1800.0, 7200.0, 1e9):
+        brute = sum(max(0.0, t - remaining) for t in spans) / len(spans)
+        assert sim.view.extension(sim.now + remaining) == pytest.approx(brute)
+    assert sim.view.extension(0.0) == pytest.approx(sum(spans) / len(spans))
