@@ -25,11 +25,11 @@ This module keeps the estimate small and deterministic:
   session will very likely outlive the newcomer costs about 0.  With independent lifetimes,
   ``E[(T - R)+] = integral of P(R <= t) * P(T > t) dt``.
 
-Only the oldest session is used: it is one number per node (cheap at 5,000 nodes), and it makes
-the cost equal on every occupied node when all sessions have the same age, so packing then
-decides exactly as MostAllocated would (``core.drain``).  Ages are grouped in classes (the first
-spans ``FIRST_AGE_CLASS`` seconds), so sessions started seconds apart, as in a burst, never
-outweigh a difference in load.
+Only the oldest session is used (``core.drain``; optionally the youngest too): one number per
+node (cheap at 5,000 nodes), and the cost is equal on every occupied node when all sessions have
+the same age, so packing then decides exactly as MostAllocated would.  Ages are grouped in
+classes (the first spans ``FIRST_AGE_CLASS`` seconds), so sessions started seconds apart, as in a
+burst, never outweigh a difference in load.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 #: Lifetime bin edges in seconds: 0, then 60 s growing by 25 % per bin up to about 30 days.
@@ -198,7 +198,7 @@ def fit(counts: Sequence[int], prior: LifetimePrior) -> LifetimeModel:
         level = min(level, max(0.0, s))
         fixed.append(level)
     survival = tuple(fixed)
-    mean = _area(survival, lambda t: _interpolate(survival, t))
+    mean = _area(lambda t: _interpolate(survival, t))
     costs = tuple(_cost(survival, age, mean) for age in _class_ages())
     return LifetimeModel(survival, costs, mean, n)
 
@@ -209,9 +209,8 @@ def _class_ages() -> list[float]:
     return [(a + b) / 2 for a, b in itertools.pairwise(edges)] + [edges[-1]]
 
 
-def _area(survival: Sequence[float], curve: object) -> float:
-    """Trapezoid integral of ``curve`` over the grid (``curve`` maps t to a value)."""
-    assert callable(curve)
+def _area(curve: Callable[[float], float]) -> float:
+    """Trapezoid integral of ``curve`` over the grid."""
     grid = LIFETIME_GRID
     total = 0.0
     prev = curve(grid[0])
@@ -235,5 +234,5 @@ def _cost(survival: tuple[float, ...], age: float, mean: float) -> float:
         ended_by_t = 1.0 - _interpolate(survival, age + t) / alive
         return ended_by_t * _interpolate(survival, t)
 
-    value = _area(survival, integrand) / mean
+    value = _area(integrand) / mean
     return min(1.0, max(0.0, value))
