@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 POD = json.loads((ROOT / "tests" / "extender" / "golden" / "pod.json").read_text())
 PODS_PER_NODE = 30
+#: When the synthetic cluster's sessions are dated from (pods are up to 10 h older).
+STARTED = time.time()
 IMAGES_PER_NODE = 40
 
 
@@ -107,6 +109,8 @@ def build_snapshot(nodes: int) -> Any:
                     requests=Resources(50, 450 * 1024**2, 1),
                     node_name=node_name(i),
                     images=("quay.io/jupyter/scipy-notebook:2024-07-29",),
+                    # Sessions of varied age (up to 10 h), for the drain term.
+                    created=STARTED - 60.0 * ((i * 13 + k * 7) % 600),
                 )
             )
     return build(core_nodes, pods)
@@ -182,7 +186,9 @@ def pct(values: list[float], q: float) -> float:
 
 def in_process(nodes: int, count: int) -> dict[str, float]:
     """Median ms of the core alone and of the whole handler (no HTTP), names mode."""
-    from scheduler_extender.core.policy import PolicyConfig
+
+    from scheduler_extender.core.drain import Drain, prior_of
+    from scheduler_extender.core.lifetime import LIFETIME_GRID, fit
     from scheduler_extender.core.scoring import score_nodes
     from scheduler_extender.extender.app import create_app
     from scheduler_extender.extender.settings import Settings
@@ -192,11 +198,12 @@ def in_process(nodes: int, count: int) -> dict[str, float]:
     snap = build_snapshot(nodes)
     names = [node_name(i) for i in range(nodes)]
     pod = pod_from_json(POD)
-    config = PolicyConfig()
+    config = Settings().policy()  # SCHEDULER_EXTENDER_DRAIN_WEIGHT (--drain-weight) applies
+    drain = Drain(time.time(), fit([0] * len(LIFETIME_GRID), prior_of(config)))
     core = []
     for _ in range(count):
         start = time.perf_counter()
-        score_nodes(pod, names, snap, config)
+        score_nodes(pod, names, snap, config, drain if config.drain_weight else None)
         core.append(time.perf_counter() - start)
     app = create_app(Settings(max_body_bytes=1 << 30), state=StaticState(snap))
     ext = app.state.extender
@@ -278,7 +285,15 @@ def main() -> int:
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="serve without gc.freeze() (for comparison)"
     )
+    parser.add_argument(
+        "--drain-weight",
+        type=float,
+        help="serve with this drain_weight (the drain term on; default: the shipped setting)",
+    )
     args = parser.parse_args()
+    if args.drain_weight is not None:
+        # The server subprocess and the in-process Settings() both read it.
+        os.environ["SCHEDULER_EXTENDER_DRAIN_WEIGHT"] = str(args.drain_weight)
     if args.serve is not None:
         serve(args.serve, args.port, not args.no_gc_freeze)
         return 0

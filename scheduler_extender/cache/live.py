@@ -188,8 +188,12 @@ class LiveState:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_ended: Callable[[list[Pod]], None] | None = None,
     ) -> None:
         self.kube = kube
+        #: Called on the applier thread with the user pods that left a node in a pass (the
+        #: lifetime learner's input).
+        self.on_ended = on_ended
         self.options = options or CacheOptions()
         self.rule = rule
         self.clock = clock
@@ -463,6 +467,13 @@ class LiveState:
                 self.listed.add(item.kind)
             elif self.metrics is not None and not item.type.startswith("LIST"):
                 self.metrics.events.labels(item.kind, item.type).inc()
+        if store.ended:
+            ended, store.ended = store.ended, []
+            if self.on_ended is not None:
+                try:
+                    self.on_ended(ended)
+                except Exception:  # learning must never stop the cache
+                    log.exception("recording ended pods failed")
         expired = store.expire(self.clock())
         if expired and self.metrics is not None:
             self.metrics.expired.inc(expired)

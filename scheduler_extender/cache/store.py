@@ -58,6 +58,9 @@ class Store:
         self.by_node: dict[str, set[str]] = {}
         self.assumed: dict[str, Assumed] = {}
         self.snapshot = empty_live_snapshot()
+        #: User pods that left a node (deleted or finished) since the owner last took them: what
+        #: the lifetime learner counts (``LiveState`` hands them over after each pass).
+        self.ended: list[Pod] = []
         self._dirty_nodes: set[str] = set()
         self._dirty_pods: set[str] = set()
         #: Relists in progress: name/uid -> the value to hold once the list is complete.
@@ -112,6 +115,8 @@ class Store:
         if old is not None:
             self._place(uid, old, None)
             self._dirty_pods.add(uid)
+            if old.node_name and not old.placeholder:
+                self.ended.append(old)
         if self.assumed.pop(uid, None) is not None:
             self._dirty_pods.add(uid)
 

@@ -65,3 +65,21 @@ class PolicyConfig:
     prefer_older_nodes: bool = True
     #: How many preemption candidates ``preempt`` keeps (best first); 0 keeps them all.
     preempt_keep: int = 1
+    #: Weight of the drain cost (``core.drain``): the share of a new session's expected life it
+    #: would add to the node's busy time, in 0..1, estimated from the age of the node's oldest
+    #: user session.  0 turns the term off (plain MostAllocated packing).
+    drain_weight: float = 0.0
+    #: The lifetime prior (``core.lifetime.LifetimePrior``) used until observed lifetimes take
+    #: over: median and sigma of the lognormal activity time (seconds), and how many observed
+    #: lifetimes it counts as.
+    #: Also count the node's youngest user session: the cost is the smaller of the costs of its
+    #: oldest and its youngest session, so sessions that started together share nodes.
+    drain_cohorts: bool = False
+    session_median_seconds: float = 600.0
+    session_sigma: float = 1.0
+    lifetime_prior_weight: float = 20.0
+    #: The idle culler's ``timeout``, ``every`` and ``maxAge`` (seconds; 0: no age limit), as
+    #: the hub runs it: they shape the prior (a session lives at least ``timeout``).
+    culler_timeout_seconds: float = 3600.0
+    culler_every_seconds: float = 600.0
+    culler_max_age_seconds: float = 0.0

@@ -21,9 +21,11 @@ plugin scores, so 0 leaves the decision among them to the in-tree plugins.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from scheduler_extender.core.drain import EMPTY_COST, Drain
 from scheduler_extender.core.policy import (
     DELETION_CANDIDATE_TAINT,
     MAX_EXTENDER_PRIORITY,
@@ -83,12 +85,18 @@ def is_deletion_candidate(info: NodeInfo) -> bool:
     return any(t.key == DELETION_CANDIDATE_TAINT for t in info.node.taints)
 
 
-def raw_score(pod: Pod, info: NodeInfo, config: PolicyConfig) -> float:
+def _no_cost(_: float) -> float:
+    return 0.0
+
+
+def raw_score(pod: Pod, info: NodeInfo, config: PolicyConfig, drain: Drain | None = None) -> float:
     """The unnormalized preference for putting ``pod`` on ``info``'s node (higher is better)."""
-    return raw_scores(pod, (info,), config)[0]
+    return raw_scores(pod, (info,), config, drain)[0]
 
 
-def raw_scores(pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig) -> list[float]:
+def raw_scores(
+    pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig, drain: Drain | None = None
+) -> list[float]:
     """``raw_score`` for many nodes at once.
 
     This is the service's hot path (every candidate node of every pod), so it is one flat loop
@@ -110,6 +118,12 @@ def raw_scores(pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig) -> lis
     image_weight = config.image_weight
     single = images[0] if len(images) == 1 else None
     image_share = image_weight / len(images) if images else 0.0
+    # The drain term (core.drain.drain_cost, inlined): only for user pods, with a model.
+    drain_weight = config.drain_weight if drain is not None and not pod.placeholder else 0.0
+    empty_drain = drain_weight * EMPTY_COST
+    cost = drain.model.cost if drain is not None else _no_cost
+    now = drain.now if drain is not None else 0.0
+    cohorts = config.drain_cohorts
     out: list[float] = []
     append = out.append
     for info in infos:
@@ -123,6 +137,8 @@ def raw_scores(pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig) -> lis
             user_purpose,
             deletion_candidate,
             present,
+            oldest_user,
+            youngest_user,
         ) = info.terms
         if as_load:
             cpu = requested_cpu + pod_cpu
@@ -152,6 +168,13 @@ def raw_scores(pod: Pod, infos: Iterable[NodeInfo], config: PolicyConfig) -> lis
             score += purpose_weight
         if deletion_candidate:
             score -= penalty
+        if drain_weight:
+            if oldest_user == math.inf:
+                score -= empty_drain
+            elif cohorts:
+                score -= drain_weight * min(cost(now - oldest_user), cost(now - youngest_user))
+            else:
+                score -= drain_weight * cost(now - oldest_user)
         append(score)
     return out
 
@@ -186,9 +209,14 @@ def normalize(raws: Sequence[float], created: Sequence[float], config: PolicyCon
 
 
 def score_nodes(
-    pod: Pod, names: Iterable[str], snapshot: Snapshot, config: PolicyConfig
+    pod: Pod,
+    names: Iterable[str],
+    snapshot: Snapshot,
+    config: PolicyConfig,
+    drain: Drain | None = None,
 ) -> ScoreOutcome:
-    """Score each candidate node name for ``pod`` (input order kept)."""
+    """Score each candidate node name for ``pod`` (input order kept); ``drain`` (the clock and
+    the lifetime estimate) enables the drain term when ``config.drain_weight`` > 0."""
     nodes = snapshot.nodes
     order = list(names)
     known: list[int] = []
@@ -201,7 +229,7 @@ def score_nodes(
         else:
             known.append(index)
             infos.append(info)
-    raws = raw_scores(pod, infos, config)
+    raws = raw_scores(pod, infos, config, drain)
     levels = normalize(raws, [info.node.created for info in infos], config)
     if not unknown:
         return ScoreOutcome(tuple(zip(order, levels, strict=True)), ())

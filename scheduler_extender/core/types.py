@@ -8,6 +8,7 @@ these values from Kubernetes objects and the simulator builds them directly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -173,6 +174,21 @@ class NodeTerms(NamedTuple):
     user_purpose: bool
     deletion_candidate: bool
     images: frozenset[str]
+    #: Creation time of the node's oldest user (non-placeholder) pod; ``inf`` when it has none.
+    oldest_user: float
+    #: Creation time of its youngest user pod; ``-inf`` when it has none.
+    youngest_user: float
+
+
+def _user_created_range(pods: Mapping[str, Pod]) -> tuple[float, float]:
+    """The oldest and the youngest creation time among user pods (``inf, -inf`` if none)."""
+    oldest, youngest = math.inf, -math.inf
+    for pod in pods.values():
+        if not pod.placeholder:
+            created = pod.created
+            oldest = min(oldest, created)
+            youngest = max(youngest, created)
+    return oldest, youngest
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,7 @@ class NodeInfo:
             node.labels.get(NODE_PURPOSE_LABEL) == NODE_PURPOSE_USER,
             any(t.key == DELETION_CANDIDATE_TAINT for t in node.taints),
             node.images,
+            *_user_created_range(self.pods),
         )
         object.__setattr__(self, "terms", terms)
 

@@ -31,11 +31,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 
 from scheduler_extender import __version__
+from scheduler_extender.core.drain import prior_of
 from scheduler_extender.core.filtering import filter_nodes
 from scheduler_extender.core.policy import PolicyConfig
 from scheduler_extender.core.preemption import Candidate, choose_candidates, classify_victims
 from scheduler_extender.core.scoring import score_nodes
 from scheduler_extender.core.types import Pod
+from scheduler_extender.extender.lifetimes import LifetimeLearner
 from scheduler_extender.extender.metrics import ExtenderMetrics
 from scheduler_extender.extender.settings import Settings
 from scheduler_extender.extender.state import ClusterState
@@ -122,6 +124,7 @@ class Extender:
         state: ClusterState,
         metrics: ExtenderMetrics,
         binder: Binder | None,
+        lifetimes: LifetimeLearner | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
@@ -129,6 +132,11 @@ class Extender:
         self.limit = settings.max_body_bytes
         self.policy: PolicyConfig = settings.policy()
         self.rule: PlaceholderRule = settings.placeholder_rule()
+        #: Session lifetimes for the drain term (prior only unless the live cache feeds it).
+        self.lifetimes = lifetimes or LifetimeLearner(
+            prior_of(self.policy), settings.lifetime_refresh_seconds
+        )
+        self.clock: Callable[[], float] = time.time
 
     def _pod(self, obj: dict[str, Any]) -> Pod:
         try:
@@ -181,7 +189,8 @@ class Extender:
         args = _ARGS.validate_python(decode_object(body))
         pod = self._pod(args.Pod)
         names = self._node_names(args)
-        outcome = score_nodes(pod, names, self.state.snapshot(), self.policy)
+        drain = self.lifetimes.drain(self.clock()) if self.policy.drain_weight else None
+        outcome = score_nodes(pod, names, self.state.snapshot(), self.policy, drain)
         if outcome.unknown:
             self.metrics.unknown_nodes.labels("prioritize").inc(len(outcome.unknown))
         return _json([{"Host": host, "Score": score} for host, score in outcome.scores])
@@ -247,11 +256,13 @@ def create_app(
     state: ClusterState,
     binder: Binder | None = None,
     registry: CollectorRegistry | None = None,
+    lifetimes: LifetimeLearner | None = None,
 ) -> FastAPI:
-    """The extender service for ``state``, configured by ``settings``."""
+    """The extender service for ``state``, configured by ``settings``; ``lifetimes`` is the
+    learner the live cache feeds (without one the drain term uses its prior only)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ExtenderMetrics(registry, lambda: float(len(state.snapshot().nodes)))
-    ext = Extender(settings, state, metrics, binder)
+    ext = Extender(settings, state, metrics, binder, lifetimes)
     app = FastAPI(
         title="scheduler-extender",
         version=__version__,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from scheduler_extender.cache.live import LiveState
     from scheduler_extender.extender.app import Binder
+    from scheduler_extender.extender.lifetimes import LifetimeLearner
 
 log = logging.getLogger("scheduler_extender")
 
@@ -64,6 +65,8 @@ class Serving:
     binder: Binder | None = None
     live: LiveState | None = None
     why: str = ""
+    #: The session-lifetime learner the live cache feeds (drain term).
+    lifetimes: LifetimeLearner | None = None
 
 
 class NoClusterError(RuntimeError):
@@ -82,13 +85,24 @@ def choose_state(settings: Settings, registry: CollectorRegistry | None = None) 
     why = "live_state=off"
     if settings.live_state != "off":
         from scheduler_extender.cache.live import LiveBinder, LiveState
+        from scheduler_extender.core.drain import prior_of
+        from scheduler_extender.extender.lifetimes import LifetimeLearner
         from scheduler_extender.kube.client import connect
 
         kube = connect(kubeconfig=settings.kubeconfig, context=settings.kube_context)
         if kube is not None:
-            live = LiveState(kube, settings.cache_options(), rule=rule, registry=registry)
+            lifetimes = LifetimeLearner(
+                prior_of(settings.policy()), settings.lifetime_refresh_seconds
+            )
+            live = LiveState(
+                kube,
+                settings.cache_options(),
+                rule=rule,
+                registry=registry,
+                on_ended=lifetimes.observe_pods,
+            )
             binder = LiveBinder(live, kube) if settings.bind_enabled else None
-            return Serving(live, binder, live)
+            return Serving(live, binder, live, lifetimes=lifetimes)
         why = (
             "no cluster config found: not in a pod, no --kubeconfig, $KUBECONFIG or ~/.kube/config"
         )
@@ -172,7 +186,13 @@ def _serve(settings: Settings, sockets: list[socket.socket]) -> list[int] | None
 
     from scheduler_extender.extender.app import create_app
 
-    app = create_app(settings, state=state, binder=serving.binder, registry=registry)
+    app = create_app(
+        settings,
+        state=state,
+        binder=serving.binder,
+        registry=registry,
+        lifetimes=serving.lifetimes,
+    )
     where = f"http://{settings.host}:{settings.port}"
     if serving.live is not None:
         # The cache's threads convert and apply in Python; a short switch interval hands the GIL

@@ -208,6 +208,66 @@ class Settings(BaseSettings):
         ge=0,
         description="Preemption candidates returned to the scheduler, best first (0: all).",
     )
+    # --- drain-aware scoring (core.drain, core.lifetime) -------------------------------------
+    drain_weight: float = Field(
+        _DEFAULT_POLICY.drain_weight,
+        ge=0,
+        description="Weight of the drain term (packing spans 0..1): subtract this times the "
+        "expected share of a new session's life it would add to a node's busy time, estimated "
+        "from the ages of the node's user sessions and the session lengths learned from the "
+        "watch. 0 turns it off (plain packing). Default 0: in the simulator it does not beat "
+        "plain packing by more than seed noise (benchmarks/README.md, drain-aware scoring); try "
+        "0.3 on hubs with long, heavy-tailed sessions and measure with `simulate`.",
+    )
+    drain_cohorts: bool = Field(
+        _DEFAULT_POLICY.drain_cohorts,
+        description="With the drain term: also count each node's youngest session (the cost is "
+        "the smaller of its oldest's and its youngest's), so sessions that started together "
+        "share nodes. Turn off to judge nodes by their oldest session only.",
+    )
+    session_median_seconds: float = Field(
+        _DEFAULT_POLICY.session_median_seconds,
+        ge=0,
+        description="Prior for the drain term until lifetimes are observed: the median time a "
+        "user is active before going idle (seconds; lognormal). Set it to your hub's median "
+        "session length minus the culler timeout if you know it.",
+    )
+    session_sigma: float = Field(
+        _DEFAULT_POLICY.session_sigma,
+        ge=0,
+        description="Prior: the lognormal sigma of active time (1.0: heavy-tailed, a few "
+        "sessions last ten times the median). Lower it for classes of fixed length.",
+    )
+    lifetime_prior_weight: float = Field(
+        _DEFAULT_POLICY.lifetime_prior_weight,
+        ge=0,
+        description="How many observed session lifetimes the prior counts as; observed ones "
+        "take over after a few times this many. Raise it if few sessions end per day.",
+    )
+    culler_timeout_seconds: float = Field(
+        _DEFAULT_POLICY.culler_timeout_seconds,
+        ge=0,
+        description="The hub's idle-culler timeout (z2jh cull.timeout, default 3600): a session "
+        "lives at least this long after its user's last activity. Set it to your cull.timeout.",
+    )
+    culler_every_seconds: float = Field(
+        _DEFAULT_POLICY.culler_every_seconds,
+        ge=0,
+        description="How often the culler runs (z2jh cull.every, default 600). Set it to your "
+        "cull.every.",
+    )
+    culler_max_age_seconds: float = Field(
+        _DEFAULT_POLICY.culler_max_age_seconds,
+        ge=0,
+        description="The culler's maximum server age (z2jh cull.maxAge; 0: none). Set it to "
+        "your cull.maxAge.",
+    )
+    lifetime_refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Refit the learned session-length estimate at most this often (seconds). "
+        "Each refit takes about 20 ms on the cache's thread, never in a request.",
+    )
     placeholder_labels: dict[str, str] = Field(
         default_factory=lambda: {"component": "user-placeholder"},
         description="A pod carrying any of these labels is a placeholder.",
@@ -239,6 +299,14 @@ class Settings(BaseSettings):
             normalization=self.normalization,
             prefer_older_nodes=self.prefer_older_nodes,
             preempt_keep=self.preempt_keep,
+            drain_weight=self.drain_weight,
+            drain_cohorts=self.drain_cohorts,
+            session_median_seconds=self.session_median_seconds,
+            session_sigma=self.session_sigma,
+            lifetime_prior_weight=self.lifetime_prior_weight,
+            culler_timeout_seconds=self.culler_timeout_seconds,
+            culler_every_seconds=self.culler_every_seconds,
+            culler_max_age_seconds=self.culler_max_age_seconds,
         )
 
     def cache_options(self) -> CacheOptions:

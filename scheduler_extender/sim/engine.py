@@ -22,14 +22,24 @@ extender also records its own binds at once, as the live service does.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from scheduler_extender.core.drain import Drain, prior_of
 from scheduler_extender.core.filtering import check_node
+from scheduler_extender.core.lifetime import (
+    LIFETIME_GRID,
+    LifetimeModel,
+    fit,
+    lifetime_bin,
+    refit_due,
+)
 from scheduler_extender.core.placeholders import (
     Existing,
     NodeSample,
@@ -86,6 +96,8 @@ POOL = "user"
 #: Simulated time 0 as a Unix time (2024-01-01T00:00:00Z, a Monday), for creation timestamps.
 EPOCH = 1_704_067_200.0
 SAMPLE_EVERY = 300.0
+#: Seconds between refits of the extender's lifetime estimate (the service's default too).
+LIFETIME_REFRESH = 300.0
 DEDICATED_TAINT = Taint("hub.jupyter.org/dedicated", "user", "NoSchedule")
 SOFT_TAINT = Taint(DELETION_CANDIDATE_TAINT, "", "PreferNoSchedule")
 #: z2jh user and placeholder pods tolerate the dedicated user-pool taint (both spellings) and
@@ -161,6 +173,10 @@ class Simulation:
         self.users_waiting = 0
         self.users_running = 0
         self._placed_leave: dict[str, float] = {}
+        #: When the last user pod was deleted, and the end of the run (``duration``, or later
+        #: with ``drain_tail`` when servers outlive it); set by ``run``.
+        self.last_user_gone = 0.0
+        self.end = scenario.duration
         self._cycle_pending = False
         self._node_seq = 0
         self._pod_seq = 0
@@ -182,8 +198,28 @@ class Simulation:
             extender_view=self._extender_snapshot if ext is not None else None,
             image_sizes=self.image_sizes,
         )
+        # The extender's lifetime learner (core.lifetime): bin counts of the lifetimes of user
+        # pods it saw deleted, refitted at most every LIFETIME_REFRESH seconds.  Its culler
+        # settings are the scenario's, as an operator would configure them.
+        self._lifetime_counts = [0] * len(LIFETIME_GRID)
+        self._lifetime_model: LifetimeModel | None = None
+        self._lifetime_fitted_at = -math.inf
+        if ext is not None and ext.policy.drain_weight:
+            culler = scenario.culler
+            self._lifetime_prior = replace(
+                prior_of(ext.policy),
+                timeout=culler.timeout,
+                every=culler.every,
+                max_age=culler.max_age,
+            )
+            self.view.drain = self._drain
         if profile.oracle:
             self.view.leaves_at = self._leaves_at
+            if not profile.oracle_knows_new:
+                spans = sorted(departure(u, scenario, u.arrival) - u.arrival for u in self.users)
+                self._spans = spans
+                self._span_tail = list(itertools.accumulate(reversed(spans)))[::-1]
+                self.view.extension = self._extension
             self.view.placed_leave = self._placed_leave
         self.autoscaler = make_autoscaler(self)
 
@@ -224,13 +260,19 @@ class Simulation:
         }
         events = self._events
         next_report = 0.0
-        while events and events[0][0] <= end:
+        drain = self.scenario.drain_tail
+        while events:
+            if events[0][0] > end and (not drain or self.users_waiting + self.users_running == 0):
+                break
             time, _, _, kind, obj = heapq.heappop(events)
             self.now = time
             handlers[kind](obj)
             if progress is not None and time >= next_report:
-                progress(time)
+                progress(min(time, end))
                 next_report = time + end / 200
+        if drain:
+            end = max(end, self.last_user_gone)
+        self.end = end
         self.now = end
         for node in self.nodes.values():
             node.mark(end)
@@ -424,6 +466,18 @@ class Simulation:
             else:
                 ext.delete_node(payload)  # type: ignore[arg-type]
 
+    def _drain(self) -> Drain:
+        """The extender's clock and lifetime estimate (refitted when stale and data is new)."""
+        model = self._lifetime_model
+        if model is None or (
+            self.now - self._lifetime_fitted_at >= LIFETIME_REFRESH
+            and refit_due(model.observations, sum(self._lifetime_counts))
+        ):
+            model = fit(self._lifetime_counts, self._lifetime_prior)
+            self._lifetime_model = model
+            self._lifetime_fitted_at = self.now
+        return Drain(EPOCH + self.now, model)
+
     def _extender_snapshot(self) -> Snapshot:
         self._ext_flush()
         assert self.ext_cache is not None
@@ -432,6 +486,8 @@ class Simulation:
     # --- pods ------------------------------------------------------------------------------
 
     def _new_pod(self, user: UserSpec | None) -> SimPod:
+        # Creation timestamps have one-second resolution, as in Kubernetes (the drain term reads
+        # them, and the parity test rebuilds pods from their JSON).
         self._pod_seq += 1
         if user is not None:
             pod = Pod(
@@ -442,7 +498,7 @@ class Simulation:
                 priority=USER_PRIORITY,
                 tolerations=USER_TOLERATIONS,
                 images=(user.image,),
-                created=EPOCH + self.now,
+                created=EPOCH + math.floor(self.now),
             )
         else:
             pod = Pod(
@@ -454,7 +510,7 @@ class Simulation:
                 placeholder=True,
                 tolerations=self.placeholder_tolerations,
                 images=(PAUSE_IMAGE,),
-                created=EPOCH + self.now,
+                created=EPOCH + math.floor(self.now),
             )
         sp = SimPod(pod, user)
         self.pods[pod.uid] = sp
@@ -617,6 +673,8 @@ class Simulation:
         self._clear_nomination(sp)
         self._unschedulable.pop(sp.uid, None)
         self.flagged.pop(sp.uid, None)
+        if not sp.placeholder:
+            self.last_user_gone = max(self.last_user_gone, self.now)
         if sp.placeholder:
             self.placeholder_pods.pop(sp.uid, None)
         elif was is PodState.RUNNING:
@@ -624,6 +682,9 @@ class Simulation:
         else:
             self.users_waiting -= 1
         if was in (PodState.BOUND, PodState.RUNNING):
+            if not sp.placeholder:
+                # What the extender's watch sees: a user pod on a node was deleted.
+                self._lifetime_counts[lifetime_bin(EPOCH + self.now - sp.pod.created)] += 1
             sim = self.nodes.get(sp.node)
             if sim is not None:
                 sim.mark(self.now)
@@ -698,6 +759,18 @@ class Simulation:
         if sp is None or sp.user is None:
             return 0.0
         return departure(sp.user, self.scenario, self.now)
+
+    def _extension(self, busy_until: float) -> float:
+        """``oracle-ages``: ``E[(T - r)+]`` over the workload's session lengths ``T``, where
+        ``r`` is how much longer the node stays busy anyway."""
+        spans = self._spans
+        if not spans:
+            return 0.0
+        remaining = max(0.0, busy_until - self.now)
+        i = bisect.bisect_right(spans, remaining)
+        if i >= len(spans):
+            return 0.0
+        return (self._span_tail[i] - remaining * (len(spans) - i)) / len(spans)
 
     def _placeholders(self) -> list[SimPod]:
         return list(self.placeholder_pods.values())

@@ -36,8 +36,13 @@ class RunResult:
     policy: str
     seed: int
     autoscaler: str
+    #: Hours simulated: ``duration``, plus the drain tail when the scenario counts it.
     hours: float
     node_hours: float
+    #: The drain tail: hours after arrivals stopped until the last server was gone, and the
+    #: node-hours billed in it (both part of ``hours`` and ``node_hours``).
+    tail_hours: float
+    tail_node_hours: float
     lower_bound: float
     ratio: float
     occupied_node_hours: float
@@ -76,10 +81,14 @@ class RunResult:
 
 def result_of(sim: Simulation, wall_seconds: float) -> RunResult:
     scenario = sim.scenario
-    end = scenario.duration
+    end = sim.end
     stats = sim.stats
     lifetimes = [min(n.deleted_at, end) - n.created for n in sim.nodes_log]
     node_hours = sum(lifetimes) / 3600
+    arrivals_end = scenario.duration
+    tail = sum(
+        max(0.0, min(n.deleted_at, end) - max(n.created, arrivals_end)) for n in sim.nodes_log
+    )
     bound = lower_bound_node_hours(sim.users, scenario)
     waits = stats.waits
     over = sum(1 for w in waits if w > 60) + stats.failed_spawns
@@ -97,6 +106,8 @@ def result_of(sim: Simulation, wall_seconds: float) -> RunResult:
         autoscaler=scenario.autoscaler.mode,
         hours=end / 3600,
         node_hours=node_hours,
+        tail_hours=max(0.0, end - arrivals_end) / 3600,
+        tail_node_hours=tail / 3600,
         lower_bound=bound,
         ratio=node_hours / bound if bound else math.nan,
         occupied_node_hours=total("occupied_s"),

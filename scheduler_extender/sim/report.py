@@ -90,8 +90,8 @@ def breakdown_table(summaries: Sequence[PolicySummary]) -> str:
     """Where the node-hours went (means over seeds)."""
     lines = [
         "| policy | node-hours | lower bound | occupied (≥ 1 user) | of which above the bound "
-        "| provisioning | placeholders only | empty |",
-        "|---|---|---|---|---|---|---|---|",
+        "| provisioning | placeholders only | empty | drain tail (h) | in the tail |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         above = s.mean("occupied_node_hours") - s.mean("lower_bound")
@@ -100,7 +100,8 @@ def breakdown_table(summaries: Sequence[PolicySummary]) -> str:
             f"| {_fmt(s.mean('occupied_node_hours'), 1)} | {_fmt(above, 1)} "
             f"| {_fmt(s.mean('provisioning_node_hours'), 1)} "
             f"| {_fmt(s.mean('placeholder_only_node_hours'), 1)} "
-            f"| {_fmt(s.mean('empty_node_hours'), 1)} |"
+            f"| {_fmt(s.mean('empty_node_hours'), 1)} "
+            f"| {_fmt(s.mean('tail_hours'), 1)} | {_fmt(s.mean('tail_node_hours'), 1)} |"
         )
     return "\n".join(lines)
 
@@ -109,8 +110,9 @@ def markdown(scenario: Scenario, results: Sequence[RunResult]) -> str:
     summaries = summarize(results)
     seeds = sorted({r.seed for r in results})
     users = sorted({r.users for r in results})
+    tail = " and the drain tail" if scenario.drain_tail else ""
     title = (
-        f"### {scenario.name}: {scenario.duration / 3600:g} h, {scenario.autoscaler.mode} "
+        f"### {scenario.name}: {scenario.duration / 3600:g} h{tail}, {scenario.autoscaler.mode} "
         f"autoscaler, seeds {', '.join(map(str, seeds))}"
     )
     note = (
@@ -145,11 +147,11 @@ def plot_nodes(
     first = min(r.seed for r in results)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    hours = scenario.duration / 3600
+    hours = max([scenario.duration / 3600, *(r.hours for r in results if r.seed == first)])
     for r in results:
         if r.seed != first:
             continue
-        xs = [t / 3600 for t, _ in r.timeline] + [hours]
+        xs = [t / 3600 for t, _ in r.timeline] + [r.hours]
         ys = [n for _, n in r.timeline] + [r.timeline[-1][1] if r.timeline else 0]
         ax.step(xs, ys, where="post", label=f"{r.policy} ({r.node_hours:,.0f} node-h)")
     bound = lower_bound_series(users, scenario)
@@ -162,6 +164,16 @@ def plot_nodes(
         linewidth=0,
         label="lower bound",
     )
+    if hours > scenario.duration / 3600:
+        ax.axvline(scenario.duration / 3600, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            "arrivals stop: drain tail",
+            (scenario.duration / 3600, 0),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
     ax.set_xlabel("hours")
     ax.set_ylabel("nodes")
     ax.set_xlim(0, hours)

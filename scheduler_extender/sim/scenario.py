@@ -104,11 +104,17 @@ class Pool(_Model):
 
 
 class Activity(_Model):
-    """How long a user stays active after their server starts (lognormal, capped)."""
+    """How long a user stays active after their server starts (lognormal, capped).
+
+    ``distribution: exponential`` draws a memoryless time with the same ``median`` instead
+    (``sigma`` unused): how long a session has lasted then says nothing about how long it will
+    last, the case where age-based scoring cannot help (benchmarks/drain.py's sensitivity table).
+    """
 
     median: Duration = 600.0
     sigma: float = Field(1.0, ge=0)
     max: Duration = 8 * 3600.0
+    distribution: Literal["lognormal", "exponential"] = "lognormal"
 
 
 class Profile(_Model):
@@ -339,6 +345,10 @@ class Scenario(_Model):
     description: str = ""
     # A year at most: longer runs are not what a capacity question needs, and would run for hours.
     duration: Duration = Field(86400.0, gt=0, le=366 * 86400)
+    #: Users arrive during ``duration`` only; with ``drain_tail`` the run goes on until the last
+    #: user's server is gone and node-hours are counted to then (the drain tail), so a policy
+    #: cannot hide the nodes it leaves half-used at the end.  Off, the run stops at ``duration``.
+    drain_tail: bool = True
     pool: Pool = Pool()
     users: Users = Users()
     culler: Culler = Culler()

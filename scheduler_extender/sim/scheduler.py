@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from scheduler_extender.core.drain import Drain
 from scheduler_extender.core.filtering import Verdict, check_node
 from scheduler_extender.core.matching import term_matches
 from scheduler_extender.core.policy import NodePurpose, Normalization, PolicyConfig
@@ -98,6 +99,11 @@ class Profile:
     #: and dominates the other scores (see ``oracle_scores``).  It bounds what any
     #: timing-aware placement could win over plain packing.
     oracle: bool = False
+    #: With ``oracle``: whether it also knows the *new* user's departure.  Off (``oracle-ages``),
+    #: it knows only when the users already placed will leave, and puts the newcomer where its
+    #: expected added node time over the true session-length distribution is least: more than
+    #: any estimate from session ages (the drain term) can know.
+    oracle_knows_new: bool = True
 
 
 DEFAULT = Profile(
@@ -127,6 +133,10 @@ EXTENDER = replace(
     extender=ExtenderSpec(),
 )
 ORACLE = replace(Z2JH, name="oracle", percentage_of_nodes_to_score=100, oracle=True)
+#: The extender with the drain term on (``core.drain``), oldest session only: the variant and
+#: weight chosen on tuning seeds 101-105 of anchor-day (benchmarks/README.md), not the
+#: reported seeds.
+DRAIN_POLICY = PolicyConfig(drain_weight=0.3, drain_cohorts=False)
 POLICIES: dict[str, Profile] = {
     "default": DEFAULT,
     "z2jh": Z2JH,
@@ -135,6 +145,10 @@ POLICIES: dict[str, Profile] = {
         EXTENDER, name="extender-bind", extender=ExtenderSpec(bind_assume=True)
     ),
     "oracle": ORACLE,
+    "oracle-ages": replace(ORACLE, name="oracle-ages", oracle_knows_new=False),
+    "extender-drain": replace(
+        EXTENDER, name="extender-drain", extender=ExtenderSpec(policy=DRAIN_POLICY)
+    ),
 }
 
 
@@ -255,6 +269,8 @@ class PrioritizeCall:
     names: tuple[str, ...]
     snapshot: Snapshot
     scores: tuple[tuple[str, int], ...]
+    #: The clock and lifetime estimate the drain term used (None when it is off).
+    drain: Drain | None = None
 
 
 @dataclass(slots=True)
@@ -288,11 +304,16 @@ class ClusterView:
     #: and when each placed pod (by uid) will leave.
     leaves_at: Callable[[Pod], float] | None = None
     placed_leave: Mapping[str, float] = field(default_factory=dict)
+    #: For ``oracle-ages``: the expected node time a new user adds to a node busy until the given
+    #: time, over the workload's true session lengths (the newcomer's own is not known).
+    extension: Callable[[float], float] | None = None
     nonzero: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     #: Bumped by the engine whenever nodes or their images change (ImageLocality's inputs).
     image_epoch: int = 0
     image_sizes: Mapping[str, int] = field(default_factory=dict)
     default_image_size: int = 3 * 1024**3
+    #: The extender's clock and learned lifetime estimate, for the drain term.
+    drain: Callable[[], Drain | None] | None = None
 
 
 def pod_key(pod: Pod) -> tuple[object, ...]:
@@ -428,13 +449,14 @@ class KubeScheduler:
         ext = prof.extender
         if ext is not None and view.extender_view is not None:
             snapshot = view.extender_view()
-            outcome = score_nodes(pod, names, snapshot, ext.policy)
+            drain = view.drain() if view.drain is not None and ext.policy.drain_weight else None
+            outcome = score_nodes(pod, names, snapshot, ext.policy, drain)
             scale = ext.weight * (plugins.MAX_NODE_SCORE // 10)
             for i, (_, score) in enumerate(outcome.scores):
                 totals[i] += score * scale
             if self.on_prioritize is not None:
                 self.on_prioritize(
-                    PrioritizeCall(pod, tuple(names), freeze(snapshot), outcome.scores)
+                    PrioritizeCall(pod, tuple(names), freeze(snapshot), outcome.scores, drain)
                 )
         return totals
 
@@ -581,7 +603,7 @@ def oracle_scores(pod: Pod, infos: Sequence[NodeInfo], view: ClusterView) -> lis
     user extends least.  Returns 0..10 levels by rank, like the extender."""
     assert view.leaves_at is not None
     mine = view.leaves_at(pod)
-    keys: list[tuple[int, float]] = []
+    keys: list[tuple[float, float]] = []
     for info in infos:
         ends = [
             view.placed_leave.get(uid, 0.0) for uid, p in info.pods.items() if not p.placeholder
@@ -592,7 +614,11 @@ def oracle_scores(pod: Pod, infos: Sequence[NodeInfo], view: ClusterView) -> lis
             if info.node.allocatable.memory
             else 0
         )
-        if busy_until >= mine:
+        if view.extension is not None:
+            # Exact knowledge of the placed users, the newcomer's length unknown: the least
+            # expected added node time (whole seconds), then the fullest node.
+            keys.append((round(view.extension(busy_until)), -load))
+        elif busy_until >= mine:
             keys.append((0, -load))
         else:
             keys.append((1, mine - busy_until))

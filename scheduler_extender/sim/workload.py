@@ -96,6 +96,9 @@ def _pick(profiles: Sequence[Profile], rng: random.Random) -> Profile:
 
 def _activity(profile: Profile, rng: random.Random) -> float:
     spec = profile.activity
+    if spec.distribution == "exponential":
+        median = max(spec.median, 1e-9)
+        return min(spec.max, rng.expovariate(math.log(2) / median))
     if spec.sigma == 0:
         return min(spec.median, spec.max)
     return min(spec.max, math.exp(rng.gauss(math.log(max(spec.median, 1e-9)), spec.sigma)))
@@ -232,8 +235,12 @@ def cull_time(last_activity: float, scenario: Scenario, started: float) -> float
 def departure(user: UserSpec, scenario: Scenario, started: float) -> float:
     """When the server of ``user``, running since ``started``, is removed."""
     if user.open:
-        # Its real end is after the trace: only the culler's age limit can remove it.
-        return cull_time(math.inf, scenario, started) if scenario.culler.max_age > 0 else math.inf
+        # Its real end is after the trace, unknown: it runs to the end of the trace (``duration``;
+        # the drain tail cannot wait for it) unless the culler's age limit removes it first.
+        end = max(started, scenario.duration)
+        if scenario.culler.max_age > 0:
+            return min(end, cull_time(math.inf, scenario, started))
+        return end
     if user.stop_after is not None:
         end = started + user.stop_after
         if scenario.culler.max_age > 0:
@@ -246,7 +253,7 @@ def lower_bound_node_hours(users: Sequence[UserSpec], scenario: Scenario) -> flo
     """Node-hours no scheduler and no autoscaler can beat: at each instant the max over cpu,
     memory and pods of ceil(total user requests / per-node allocatable), integrated over the run.
     Users are taken to run from arrival (zero wait) to their departure, so the bound is the same
-    for every policy."""
+    for every policy; with ``drain_tail`` it includes the tail after ``duration``."""
     series = lower_bound_series(users, scenario)
     total = 0.0
     for (t0, need), (t1, _) in itertools.pairwise(series):
@@ -260,7 +267,9 @@ def lower_bound_series(users: Sequence[UserSpec], scenario: Scenario) -> list[tu
     pool = scenario.pool
     events: list[tuple[float, int, int, int]] = []
     for user in users:
-        end = min(departure(user, scenario, user.arrival), scenario.duration)
+        end = departure(user, scenario, user.arrival)
+        if not scenario.drain_tail:
+            end = min(end, scenario.duration)
         if end <= user.arrival:
             continue
         events.append((user.arrival, user.cpu, user.memory, 1))
@@ -279,5 +288,5 @@ def lower_bound_series(users: Sequence[UserSpec], scenario: Scenario) -> list[tu
             series[-1] = (t, need)
         elif series[-1][1] != need:
             series.append((t, need))
-    series.append((scenario.duration, series[-1][1]))
+    series.append((max(scenario.duration, series[-1][0]), series[-1][1]))
     return series

@@ -34,7 +34,15 @@ def tiny(**changes: Any) -> Scenario:
     return scenario_from_data(data, "tiny")
 
 
-POLICIES = ["default", "z2jh", "extender", "extender-bind", "oracle"]
+POLICIES = [
+    "default",
+    "z2jh",
+    "extender",
+    "extender-bind",
+    "oracle",
+    "extender-drain",
+    "oracle-ages",
+]
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=POLICIES)
@@ -102,3 +110,38 @@ def test_never_overcommits(seed: int, policy: str, placeholders: int, rate: floa
     checked.run()
     # The check lives in the _bind override: make sure it ran (a renamed method would skip it).
     assert checked.binds > 0
+
+
+@pytest.mark.parametrize("policy", ["z2jh", "extender-drain"])
+def test_the_run_lasts_until_the_last_session_ends(policy: str) -> None:
+    """With ``drain_tail`` (the default) node-hours include the tail after arrivals stop."""
+    long_sessions = {
+        **TINY["users"],
+        "profiles": [{"cpu": "100m", "memory": "300Mi", "activity": {"median": "90m"}}],
+    }
+    sim = Simulation(tiny(users=long_sessions), parse_policy(policy), 4).run()
+    cut = Simulation(tiny(users=long_sessions, drain_tail=False), parse_policy(policy), 4).run()
+    full, short = result_of(sim, 0.0), result_of(cut, 0.0)
+    assert sim.end > sim.scenario.duration
+    assert sim.end == sim.last_user_gone
+    assert sim.users_running == sim.users_waiting == 0
+    assert full.hours == pytest.approx(sim.end / 3600)
+    assert full.tail_hours == pytest.approx(full.hours - 4)
+    assert 0 < full.tail_node_hours < full.node_hours
+    assert full.node_hours > short.node_hours
+    # The lower bound is counted over the same span: the tail included.
+    assert full.lower_bound > short.lower_bound
+    assert short.hours == 4 and short.tail_hours == 0 and short.tail_node_hours == 0
+    assert cut.users_running > 0
+
+
+def test_oracle_ages_extension_is_the_expected_added_time() -> None:
+    """``oracle-ages`` scores by E[(T - r)+] over the workload's true session lengths."""
+    sim = Simulation(tiny(), parse_policy("oracle-ages"), 3)
+    assert sim.view.extension is not None
+    spans = sim._spans
+    sim.now = 5000.0
+    for remaining in (0.0, 300.0, 1800.0, 7200.0, 1e9):
+        brute = sum(max(0.0, t - remaining) for t in spans) / len(spans)
+        assert sim.view.extension(sim.now + remaining) == pytest.approx(brute)
+    assert sim.view.extension(0.0) == pytest.approx(sum(spans) / len(spans))

@@ -19,9 +19,12 @@ from dataclasses import fields
 import pytest
 from fastapi.testclient import TestClient
 
+from scheduler_extender.core.drain import prior_of
 from scheduler_extender.core.filtering import filter_nodes
 from scheduler_extender.core.policy import PolicyConfig
+from scheduler_extender.core.scoring import score_nodes
 from scheduler_extender.extender.app import create_app
+from scheduler_extender.extender.lifetimes import LifetimeLearner
 from scheduler_extender.extender.settings import Settings
 from scheduler_extender.extender.state import StaticState, snapshot_from_objects
 from scheduler_extender.sim.engine import Simulation
@@ -111,3 +114,42 @@ def test_preempt_matches_the_http_app(
         reply = client.post("/preempt", json=body)
         assert reply.status_code == 200, reply.text
         assert tuple(reply.json()["NodeNameToMetaVictims"]) == call.kept
+
+
+@pytest.fixture(scope="module")
+def recorded_drain() -> tuple[list[PrioritizeCall], PolicyConfig]:
+    scenario = scenario_from_data(SCENARIO, "parity")
+    profile = parse_policy("extender-drain")
+    assert profile.extender is not None and profile.extender.policy.drain_weight > 0
+    prioritize: list[PrioritizeCall] = []
+    Simulation(scenario, profile, 3, on_prioritize=prioritize.append).run()
+    return prioritize, profile.extender.policy
+
+
+def test_drain_aware_prioritize_matches_the_http_app(
+    recorded_drain: tuple[list[PrioritizeCall], PolicyConfig],
+) -> None:
+    """The drain term through the real app: same snapshot, same clock, same learned model."""
+    prioritize, policy = recorded_drain
+    assert len(prioritize) > 100
+    models = {id(c.drain.model) for c in prioritize if c.drain is not None}
+    assert len(models) > 1, "the model was never refitted from observed lifetimes"
+    learned = [c for c in prioritize if c.drain is not None and c.drain.model.observations]
+    assert learned, "no call used a model with observed lifetimes"
+    plain = 0
+    for call in prioritize[::5]:
+        assert call.drain is not None
+        nodes, pods = snapshot_objects(call.snapshot)
+        state = StaticState(snapshot_from_objects(nodes, pods))
+        lifetimes = LifetimeLearner(prior_of(policy))
+        lifetimes.set_model(call.drain.model)
+        app = create_app(settings_for(policy), state=state, lifetimes=lifetimes)
+        now = call.drain.now
+        app.state.extender.clock = lambda now=now: now
+        body = {"Pod": pod_to_json(call.pod), "NodeNames": list(call.names)}
+        reply = TestClient(app).post("/prioritize", json=body)
+        assert reply.status_code == 200, reply.text
+        assert [(e["Host"], e["Score"]) for e in reply.json()] == list(call.scores)
+        undrained = score_nodes(call.pod, call.names, call.snapshot, policy).scores
+        plain += undrained != call.scores
+    assert plain, "the drain term never changed a score: the test would not notice it missing"
