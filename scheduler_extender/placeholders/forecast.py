@@ -92,6 +92,8 @@ class ForecastStore:
         self._profiles: dict[str, ArrivalProfile] = {}
         #: The ConfigMap's resourceVersion as last read or written ("" : it does not exist).
         self._rv = ""
+        #: The ConfigMap's keys of pools not in forecast mode now (written back unchanged).
+        self._others: dict[str, str] = {}
         self._loaded = False
         self._written: dict[str, ArrivalProfile] = {}
         self._last_write: float | None = None
@@ -113,14 +115,15 @@ class ForecastStore:
 
     # --- reading ---
 
-    def _read(self, utc_offset: float) -> tuple[str, dict[str, ArrivalProfile]]:
-        """The stored profiles (an empty one for a pool missing or unusable, logged)."""
+    def _read(self, utc_offset: float) -> tuple[str, dict[str, ArrivalProfile], dict[str, str]]:
+        """The ConfigMap's resourceVersion, the stored profiles (an empty one for a pool missing
+        or unusable, logged) and its other keys (pools not forecasting now: kept as they are)."""
         try:
             obj = self.kube.get_config_map(self.namespace, self.name, timeout=self.request_timeout)
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            return "", {p: empty_profile(utc_offset=utc_offset) for p in self.alphas}
+            return "", {p: empty_profile(utc_offset=utc_offset) for p in self.alphas}, {}
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         data = obj.get("data") or {}
         out: dict[str, ArrivalProfile] = {}
@@ -143,7 +146,8 @@ class ForecastStore:
                 )
                 self.metrics.errors.labels("forecast-profile-unusable").inc()
                 out[pool] = empty_profile(utc_offset=utc_offset)
-        return rv, out
+        others = {k: str(v) for k, v in data.items() if k not in self.alphas}
+        return rv, out, others
 
     def load(self, utc_offset: float) -> bool:
         """Read the ConfigMap if not read since becoming leader; whether profiles are known."""
@@ -151,13 +155,14 @@ class ForecastStore:
             if self._loaded:
                 return True
         try:
-            rv, profiles = self._read(utc_offset)
+            rv, profiles, others = self._read(utc_offset)
         except ApiError as exc:
             self.metrics.errors.labels("forecast-read").inc()
             log.warning("cannot read ConfigMap %s/%s: %s", self.namespace, self.name, exc)
             return False
         with self._lock:
             self._rv = rv
+            self._others = others
             self._profiles = profiles
             self._written = dict(profiles)
             self._loaded = True
@@ -209,7 +214,9 @@ class ForecastStore:
 
     # --- writing ---
 
-    def _body(self, profiles: Mapping[str, ArrivalProfile], rv: str) -> Obj:
+    def _body(
+        self, profiles: Mapping[str, ArrivalProfile], others: Mapping[str, str], rv: str
+    ) -> Obj:
         meta: Obj = {
             "name": self.name,
             "namespace": self.namespace,
@@ -220,14 +227,16 @@ class ForecastStore:
             meta["ownerReferences"] = [owner.json()]
         if rv:
             meta["resourceVersion"] = rv
-        data = {
+        data = dict(others) | {
             pool: json.dumps(profile_to_dict(p), separators=(",", ":"))
             for pool, p in sorted(profiles.items())
         }
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
-    def _put(self, profiles: Mapping[str, ArrivalProfile], rv: str) -> str:
-        body = self._body(profiles, rv)
+    def _put(
+        self, profiles: Mapping[str, ArrivalProfile], others: Mapping[str, str], rv: str
+    ) -> str:
+        body = self._body(profiles, others, rv)
         if rv:
             out = self.kube.replace_config_map(
                 self.namespace, self.name, body, timeout=self.request_timeout
@@ -257,18 +266,18 @@ class ForecastStore:
             due = self._last_write is None or now - self._last_write >= self.write_interval
             if not (due or force):
                 return False
-            profiles, rv = dict(self._profiles), self._rv
+            profiles, others, rv = dict(self._profiles), dict(self._others), self._rv
             self._last_write = now
         for attempt in (1, 2):
             try:
-                new_rv = self._put(profiles, rv)
+                new_rv = self._put(profiles, others, rv)
             except ApiError as exc:
                 if exc.code != 409 or attempt == 2:
                     self.metrics.errors.labels("forecast-write").inc()
                     log.warning("cannot write ConfigMap %s/%s: %s", self.namespace, self.name, exc)
                     return False
                 try:
-                    rv, stored = self._read(utc_offset)
+                    rv, stored, others = self._read(utc_offset)
                 except ApiError as read_exc:
                     self.metrics.errors.labels("forecast-read").inc()
                     log.warning(
@@ -279,6 +288,7 @@ class ForecastStore:
                 continue
             with self._lock:
                 self._rv = new_rv
+                self._others = others
                 self._profiles = dict(profiles)
                 self._written = dict(profiles)
             self._export()

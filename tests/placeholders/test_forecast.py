@@ -79,10 +79,9 @@ def stored_profile(server: FakeApiServer) -> ArrivalProfile | None:
         return None
 
 
-def put_entry(server: FakeApiServer, text: str) -> None:
-    server.store.create(
-        CONFIGMAPS, NS, {"metadata": {"name": CM, "namespace": NS}, "data": {"default": text}}
-    )
+def put_entry(server: FakeApiServer, text: str, **others: str) -> None:
+    data = {"default": text, **others}
+    server.store.create(CONFIGMAPS, NS, {"metadata": {"name": CM, "namespace": NS}, "data": data})
 
 
 def learned(controller: PlaceholderController) -> ArrivalProfile | None:
@@ -182,7 +181,8 @@ def test_an_unusable_profile_is_logged_and_replaced(
     entry: str,
     problem: str,
 ) -> None:
-    put_entry(server, entry)
+    retired = json.dumps({"version": 1, "kept": "as is"})
+    put_entry(server, entry, retired=retired)
     caplog.set_level(logging.WARNING, logger="scheduler_extender.placeholders.forecast")
     clock = Clock(T0 + 10)
     controller = make_controller(forecast_config(), wall=clock)
@@ -198,6 +198,8 @@ def test_an_unusable_profile_is_logged_and_replaced(
     eventually(lambda: stored_profile(server) is not None, what="the entry replaced")
     profile = stored_profile(server)
     assert profile is not None and profile.counts[bucket_index(profile, T0 + 400)] == 1
+    # A pool that no longer forecasts keeps its entry untouched.
+    assert stored(server)["data"]["retired"] == retired  # type: ignore[index]
     assert all(t.is_alive() for t in controller._threads)
 
 
@@ -276,3 +278,33 @@ def test_forecast_mode_and_its_knobs_are_configured() -> None:
 def test_bad_forecast_knobs_name_the_field(knobs: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         forecast_config(**knobs)
+
+
+def test_writes_wait_for_the_interval_and_shutdown_flushes(
+    server: FakeApiServer, make_controller: Factory
+) -> None:
+    clock = Clock(T0 + 10)
+    controller = make_controller(forecast_config(), wall=clock)
+    eventually(lambda: learned(controller) is not None, what="the profile loaded")
+    arrive(server, "jupyter-u0", T0 + 400)
+    clock.now = T0 + 1000
+    controller.wake.set()
+    eventually(lambda: stored_profile(server) is not None, what="the first write")
+    rv = stored(server)["metadata"]["resourceVersion"]  # type: ignore[index]
+    arrive(server, "jupyter-u1", T0 + 950)
+    clock.now = T0 + 1250  # bucket [T0+900, T0+1200) complete, 250 s after the first write
+    controller.wake.set()
+    late = bucket_index(empty_profile(), T0 + 950)
+    eventually(
+        lambda: (p := learned(controller)) is not None and p.seen[late] == 1,
+        what="the bucket folded in memory",
+    )
+    reconciles = metric(controller, f"{PREFIX}_reconciles_total")
+    eventually(
+        lambda: metric(controller, f"{PREFIX}_reconciles_total") > reconciles + 2,
+        what="more passes",
+    )
+    assert stored(server)["metadata"]["resourceVersion"] == rv  # type: ignore[index]
+    controller.shutdown()
+    profile = stored_profile(server)
+    assert profile is not None and profile.seen[late] == 1 and profile.counts[late] == 1
