@@ -14,8 +14,8 @@ The profile itself is ``core.forecast`` (pure); this module reads, folds and wri
   than the oldest arrival the observer still keeps (``Observer.horizon``);
 - at most every ``write_interval`` seconds (and on shutdown) the profiles are written back with
   a resourceVersion precondition; a 409 re-reads the ConfigMap, folds again into what is
-  stored there (folding is idempotent) and tries once more; anything else waits for the next
-  interval.
+  stored there (folding is idempotent) and tries once more; a 404 (deleted since it was read)
+  creates it again; anything else waits for the next interval.
 """
 
 from __future__ import annotations
@@ -272,6 +272,9 @@ class ForecastStore:
             try:
                 new_rv = self._put(profiles, others, rv)
             except ApiError as exc:
+                if exc.code == 404 and rv and attempt == 1:
+                    rv = ""  # deleted since it was read: create it again
+                    continue
                 if exc.code != 409 or attempt == 2:
                     self.metrics.errors.labels("forecast-write").inc()
                     log.warning("cannot write ConfigMap %s/%s: %s", self.namespace, self.name, exc)

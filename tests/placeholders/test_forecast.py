@@ -308,3 +308,29 @@ def test_writes_wait_for_the_interval_and_shutdown_flushes(
     controller.shutdown()
     profile = stored_profile(server)
     assert profile is not None and profile.seen[late] == 1 and profile.counts[late] == 1
+
+
+def test_a_deleted_configmap_is_created_again(
+    server: FakeApiServer, make_controller: Factory
+) -> None:
+    clock = Clock(T0 + 10)
+    controller = make_controller(forecast_config(), wall=clock)
+    assert controller.forecast is not None
+    controller.forecast.write_interval = 0.0
+    eventually(lambda: learned(controller) is not None, what="the profile loaded")
+    arrive(server, "jupyter-u0", T0 + 400)
+    clock.now = T0 + 1000
+    controller.wake.set()
+    eventually(lambda: stored_profile(server) is not None, what="the first write")
+    server.store.delete(CONFIGMAPS, NS, CM, {})
+    assert stored(server) is None
+    arrive(server, "jupyter-u1", T0 + 950)
+    clock.now = T0 + 1250
+    controller.wake.set()
+    late = bucket_index(empty_profile(), T0 + 950)
+    eventually(
+        lambda: (p := stored_profile(server)) is not None and p.seen[late] == 1,
+        what="created again",
+    )
+    profile = stored_profile(server)
+    assert profile is not None and profile.counts[bucket_index(profile, T0 + 400)] == 1
