@@ -420,6 +420,20 @@ class KubeClient:
             _request_timeout=timeout,
         )
 
+    # --- ConfigMaps (the forecast profiles) ---
+
+    def get_config_map(self, namespace: str, name: str, *, timeout: float) -> Obj:
+        return self._json("read_namespaced_config_map", name, namespace, _request_timeout=timeout)
+
+    def create_config_map(self, namespace: str, body: Obj, *, timeout: float) -> Obj:
+        return self._json("create_namespaced_config_map", namespace, body, _request_timeout=timeout)
+
+    def replace_config_map(self, namespace: str, name: str, body: Obj, *, timeout: float) -> Obj:
+        """PUT the ConfigMap; ``metadata.resourceVersion`` in ``body`` makes it conditional."""
+        return self._json(
+            "replace_namespaced_config_map", name, namespace, body, _request_timeout=timeout
+        )
+
     # --- custom resources and PodTemplates (the CapacityBuffer backend) ---
 
     def api_resources(self, group: str, version: str, *, timeout: float) -> Obj:

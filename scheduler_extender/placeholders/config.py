@@ -4,7 +4,7 @@ The shape is the contract with the Helm chart (``manifests/chart/templates/place
 _config.tpl``); the fields marked *extension* are optional additions with defaults that keep the
 chart's rendering valid.  Keys are camelCase like the rest of a Kubernetes manifest; unknown keys
 are errors (a typo must not silently fall back to a default).  A bad value fails with the path of
-the field: ``pools.0.count.mode: Input should be 'static', 'adaptive' or 'schedule'``.
+the field: ``pools.0.count.mode: Input should be 'static', 'adaptive', 'schedule' or 'forecast'``.
 
 ``to_pool_spec`` turns a validated pool into the core's ``PoolSpec``; the placeholder pod itself
 is built in ``placeholders.pods``.
@@ -86,7 +86,7 @@ class WindowModel(_Model):
 
 
 class CountModel(_Model):
-    mode: Literal["static", "adaptive", "schedule"] = "static"
+    mode: Literal["static", "adaptive", "schedule", "forecast"] = "static"
     static: int = Field(0, ge=0)
     min: int = Field(0, ge=0)
     max: int = Field(20, ge=0)
@@ -106,6 +106,11 @@ class CountModel(_Model):
     ready_samples: int = Field(10, ge=1, alias="readySamples")
     boot_seconds: float = Field(0.0, ge=0, alias="bootSeconds")
     image_pull_seconds: float = Field(0.0, ge=0, alias="imagePullSeconds")
+    # --- extensions (forecast mode; placeholders.forecast keeps the learned profile) ---
+    #: Weeks of history each time-of-week bucket ahead needs before the profile is trusted.
+    forecast_min_weeks: int = Field(1, ge=0, le=520, alias="forecastMinWeeks")
+    #: How far each observed week moves a bucket toward what it counted (core.forecast).
+    forecast_alpha: float = Field(0.3, gt=0, le=1, alias="forecastAlpha")
 
     @model_validator(mode="after")
     def _bounds(self) -> CountModel:
@@ -142,6 +147,7 @@ def count_spec(c: CountModel) -> CountSpec:
         ready_max=c.node_ready_max_seconds,
         boot_seconds=c.boot_seconds,
         image_pull_seconds=c.image_pull_seconds,
+        forecast_min_weeks=c.forecast_min_weeks,
     )
 
 

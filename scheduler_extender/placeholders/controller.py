@@ -76,6 +76,7 @@ from scheduler_extender.placeholders.buffers import (
 from scheduler_extender.placeholders.buffers import selector as buffer_selector
 from scheduler_extender.placeholders.config import ControllerConfig
 from scheduler_extender.placeholders.expectations import Expectation, Expectations, rv_int
+from scheduler_extender.placeholders.forecast import ForecastStore
 from scheduler_extender.placeholders.informer import Handler, Informer, Transform
 from scheduler_extender.placeholders.leader import LeaderElector
 from scheduler_extender.placeholders.metrics import Metrics
@@ -130,7 +131,7 @@ class PlaceholderController:
         self.metrics = Metrics(self.registry)
         self.stop = threading.Event()
         self.wake = threading.Event()
-        adaptive = any(p.count.mode == "adaptive" for p in config.pools)
+        adaptive = any(p.count.mode in ("adaptive", "forecast") for p in config.pools)
         self.expectations = Expectations()
         #: Why the last reconcile could not write ("" when it could), to log transitions once.
         self._paused_for = ""
@@ -232,6 +233,21 @@ class PlaceholderController:
             request_timeout=request_timeout,
         )
         self.pools = self.observer.pools
+        #: ``forecast`` pools' learned profiles and their ConfigMap (None: no such pool).
+        self.forecast: ForecastStore | None = None
+        #: When the user informer last (re)listed (wall): arrivals are complete from then on.
+        self._users_listed: float | None = None
+        store = ForecastStore(
+            config,
+            kube,
+            self.metrics,
+            owner=lambda: self._owner,
+            wall=wall,
+            request_timeout=request_timeout,
+        )
+        if store.enabled:
+            self.forecast = store
+            self.observer.profile_for = store.profile
         self.users: Informer | None = None
         if adaptive:
             self.users = pod_informer(
@@ -249,6 +265,8 @@ class PlaceholderController:
 
     def _leadership(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)
+        if self.forecast is not None:
+            self.forecast.forget()
         if leading:
             self._cleanup_due = True
             self.wake.set()
@@ -276,6 +294,9 @@ class PlaceholderController:
         self.wake.set()
 
     def _on_user(self, kind: str, new: Obj | None, old: Obj | None) -> None:
+        if kind == "SYNC":
+            # Pods created and deleted before this (re)list were never seen.
+            self._users_listed = self.wall()
         if self.observer.on_user(kind, new):
             self.wake.set()
 
@@ -305,6 +326,25 @@ class PlaceholderController:
             raise RuntimeError(f"cannot read the owner {owner.kind} {owner.name}: {exc}") from exc
         uid = str((obj.get("metadata") or {}).get("uid") or "")
         return OwnerRef(owner.api_version, owner.kind, owner.name, uid)
+
+    # --- forecast ---
+
+    def learn(self, *, force_write: bool = False) -> None:
+        """Fold what the user informer watched into the forecast pools' profiles and write
+        them back when due (``placeholders.forecast``; leader only)."""
+        store = self.forecast
+        listed = self._users_listed
+        if store is None or listed is None:
+            return
+        now = self.wall()
+        arrivals = {p: self.observer.arrival_times(p) for p in store.alphas}
+        span = {
+            "observed_since": max(listed, now - self.observer.horizon),
+            "until": now,
+            "utc_offset": self.observer.utc_offset(now),
+        }
+        store.fold(arrivals, **span)
+        store.flush(arrivals, force=force_write, **span)
 
     # --- reconcile ---
 
@@ -337,6 +377,7 @@ class PlaceholderController:
             self._owner = self._resolve_owner()
         if self._cleanup_due:
             self._cleanup()
+        self.learn()
         observation = self.observe()
         plans = plan_placeholders([r.spec for r in self.pools.values()], observation)
         if self.buffers is not None:
@@ -673,4 +714,7 @@ class PlaceholderController:
             thread.join(max(0.0, deadline - time.monotonic()))
         for informer in self._informers():
             informer.join(max(0.0, deadline - time.monotonic()))
+        if self.forecast is not None and self.elector.is_leader():
+            with suppress(Exception):
+                self.learn(force_write=True)
         self.elector.release()

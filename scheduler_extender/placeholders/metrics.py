@@ -64,6 +64,14 @@ class Metrics:
             "Reconcile passes that made no writes because the placeholder pods' view was broken.",
             registry=registry,
         )
+        self.forecast_weeks = Gauge(
+            f"{prefix}_forecast_history_weeks",
+            "Forecast pools: weeks of arrivals the learned profile holds, averaged over the "
+            "week's buckets (0: nothing learned; the pool plans as adaptive until the buckets "
+            "ahead have forecastMinWeeks).",
+            ["pool"],
+            registry=registry,
+        )
         self.buffer_replicas = Gauge(
             f"{prefix}_buffer_replicas",
             "Backend capacityBuffer: chunks the autoscaler reports provisioned for the pool's "

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from scheduler_extender.core.forecast import ArrivalProfile
 from scheduler_extender.core.placeholders import (
     NodeSample,
     PlaceholderObservation,
@@ -103,6 +104,8 @@ class Observer:
         self._image_seen: dict[str, dict[str, float | None]] = {}
         self._overhead: dict[str, Resources | None] = {}
         self._overhead_allowed = config.measure_node_overhead
+        #: A ``forecast`` pool's learned profile (``placeholders.forecast``; None: none yet).
+        self.profile_for: Callable[[str], ArrivalProfile | None] = lambda pool: None
 
     # --- watch handlers (informer threads); each returns whether to wake the loop ---
 
@@ -230,6 +233,16 @@ class Observer:
             with self._lock:
                 self._overhead[sample.name] = Resources(total.cpu, total.memory, total.pods)
 
+    def arrival_times(self, pool: str) -> tuple[float, ...]:
+        """The pool's user pod creation times still kept (``horizon`` seconds), sorted."""
+        with self._lock:
+            return tuple(t for t, _ in self.pools[pool].arrivals)
+
+    def utc_offset(self, now: float) -> float:
+        """The configured time zone's offset from UTC at ``now`` (seconds)."""
+        offset = datetime.fromtimestamp(now, self.zone).utcoffset()
+        return offset.total_seconds() if offset is not None else 0.0
+
     def observe(self) -> PlaceholderObservation:
         now = self.wall()
         self.prune(now)
@@ -241,7 +254,5 @@ class Observer:
                 samples = self.samples(runtime)
             with self._lock:
                 arrivals = tuple(t for t, _ in runtime.arrivals)
-            pools[name] = PoolObservation(arrivals, samples)
-        offset = datetime.fromtimestamp(now, self.zone).utcoffset()
-        utc_offset = offset.total_seconds() if offset is not None else 0.0
-        return PlaceholderObservation(now, pools, utc_offset)
+            pools[name] = PoolObservation(arrivals, samples, self.profile_for(name))
+        return PlaceholderObservation(now, pools, self.utc_offset(now))

@@ -36,13 +36,14 @@ SCENARIO_POOL: dict[str, Any] = {
     "windows": [{"days": ["Mon", "Tue"], "start": "08:00", "end": "10:00", "count": 3}],
     "rate_window": 1200, "burst_window": 90, "burst_min_arrivals": 4, "scale_down_delay": 450,
     "ready_default": 240, "boot_seconds": 20, "image_pull_seconds": 60,
+    "forecast_min_weeks": 2,
 }  # fmt: skip
 CONTROLLER_COUNT: dict[str, Any] = {
     "mode": "adaptive", "min": 1, "max": 7, "safety": 1.25,
     "windows": [{"days": ["Mon", "Tue"], "start": "08:00", "end": "10:00", "count": 3}],
     "rateWindowSeconds": 1200, "burstWindowSeconds": 90, "burstMinArrivals": 4,
     "scaleDownDelaySeconds": 450, "nodeReadySeconds": 240, "bootSeconds": 20,
-    "imagePullSeconds": 60,
+    "imagePullSeconds": 60, "forecastMinWeeks": 2,
 }  # fmt: skip
 
 

@@ -45,7 +45,7 @@
         "max" (hasKey $count "max" | ternary $count.max 20)
         "safety" (hasKey $count "safety" | ternary $count.safety 1.5)
         "windows" (hasKey $count "windows" | ternary $count.windows list)) }}
-{{- range $key := list "rateWindowSeconds" "burstWindowSeconds" "burstMinArrivals" "scaleDownDelaySeconds" "nodeReadySeconds" "nodeReadyMinSeconds" "nodeReadyMaxSeconds" "readySamples" "bootSeconds" "imagePullSeconds" }}
+{{- range $key := list "rateWindowSeconds" "burstWindowSeconds" "burstMinArrivals" "scaleDownDelaySeconds" "nodeReadySeconds" "nodeReadyMinSeconds" "nodeReadyMaxSeconds" "readySamples" "bootSeconds" "imagePullSeconds" "forecastMinWeeks" "forecastAlpha" }}
 {{- if hasKey $count $key }}{{ $_ := set $out.count $key (get $count $key) }}{{ end }}
 {{- end }}
 {{- range $key := list "nodeRequests" "nodeFraction" "images" "userLabels" }}
