@@ -37,7 +37,7 @@ from scheduler_extender.kube.convert import (
     ConversionError,
     node_from_json,
     normalize_image,
-    timestamp,
+    ready_since,
 )
 from scheduler_extender.placeholders.config import StartupTaintModel
 from scheduler_extender.placeholders.informer import Handler, Informer, Transform
@@ -119,19 +119,6 @@ def selected(labels: Mapping[str, str], node_selector: Mapping[str, str]) -> boo
 def _labels(node: Obj) -> dict[str, str]:
     labels = (node.get("metadata") or {}).get("labels") or {}
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
-
-
-def _ready_since(node: Obj) -> float | None:
-    """When the node's Ready condition last became True (None while not Ready or unknown)."""
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type") == "Ready":
-            if cond.get("status") != "True":
-                return None
-            try:
-                return timestamp(cond.get("lastTransitionTime"), "lastTransitionTime") or None
-            except ConversionError:
-                return None
-    return None
 
 
 class StartupTaintRemover:
@@ -217,7 +204,7 @@ class StartupTaintRemover:
             self.wanted,
             key=self.key,
             puller_ready=core.name in ready_pullers,
-            ready_since=_ready_since(node),
+            ready_since=ready_since(node),
             now=self.wall(),
             max_wait=self.config.max_wait_seconds,
         )

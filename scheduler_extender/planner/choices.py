@@ -57,6 +57,7 @@ from scheduler_extender.planner.catalog import load_catalog
 from scheduler_extender.planner.inputs import (
     DEFAULT_HEAVY_PROBABILITY,
     PlanError,
+    PlanParser,
     parse_count,
     parse_probability,
 )
@@ -291,15 +292,8 @@ def from_node(args: argparse.Namespace) -> Capacity:
 # --- command line ----------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so ``main`` returns 2 with one message."""
-
-    def error(self, message: str) -> Any:  # argparse's signature returns NoReturn
-        raise PlanError(None, message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = PlanParser(
         prog=PROG,
         description=(
             "z2jh singleuser.profileList resource choices for one node type: the largest takes "

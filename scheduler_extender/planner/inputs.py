@@ -37,7 +37,7 @@ class PlanError(Exception):
         super().__init__(f"{flag}: {message}" if flag else message)
 
 
-class _Parser(argparse.ArgumentParser):
+class PlanParser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so ``main`` returns 2 with one message."""
 
     def error(self, message: str) -> Any:  # argparse's signature returns NoReturn
@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = PlanParser(
         prog=PROG,
         description=(
             "Users per node and memory-overcommit risk for a node type and a guarantee/limit "
