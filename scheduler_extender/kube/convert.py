@@ -510,6 +510,14 @@ def creation_time(obj: Mapping[str, Any]) -> float:
         return 0.0
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's Ready condition is True."""
+    return any(
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
 def ready_since(node: Mapping[str, Any]) -> float | None:
     """When the node's Ready condition last became True (None while not Ready or unknown)."""
     for cond in (node.get("status") or {}).get("conditions") or []:

@@ -37,6 +37,7 @@ from scheduler_extender.kube.convert import (
     ConversionError,
     node_from_json,
     normalize_image,
+    pod_ready,
     ready_since,
 )
 from scheduler_extender.placeholders.config import StartupTaintModel
@@ -96,14 +97,6 @@ def puller_stub(obj: Obj) -> Obj:
         "spec": {"nodeName": (obj.get("spec") or {}).get("nodeName") or ""},
         "status": {"conditions": ready[:1]},
     }
-
-
-def _pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-        if isinstance(c, dict)
-    )
 
 
 def _taints(node: Obj) -> list[Obj]:
@@ -166,7 +159,7 @@ class StartupTaintRemover:
     # --- events (informer threads) ---
 
     def _on_puller(self, kind: str, new: Obj | None, old: Obj | None) -> None:
-        if kind == "SYNC" or new is None or old is None or _pod_ready(new) != _pod_ready(old):
+        if kind == "SYNC" or new is None or old is None or pod_ready(new) != pod_ready(old):
             self.wake.set()
 
     def interested(self, node: Obj) -> bool:
@@ -185,7 +178,7 @@ class StartupTaintRemover:
         return frozenset(
             str((p.get("spec") or {}).get("nodeName") or "")
             for p in self.pullers.items()
-            if _pod_ready(p)
+            if pod_ready(p)
         )
 
     def decide(self, node: Obj, ready_pullers: frozenset[str]) -> TaintDecision | None:

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TextIO
 from urllib3.exceptions import HTTPError
 
 from scheduler_extender.kube.client import ApiError, KubeClient, KubeConfigError, connect
+from scheduler_extender.kube.convert import pod_ready
 
 #: Where a pod finds its own namespace (ref: kubernetes.io/docs/tasks/run-application/
 #: access-api-from-pod/#directly-accessing-the-rest-api).
@@ -129,11 +130,6 @@ def _condition(pod: Json, kind: str) -> Json | None:
     return None
 
 
-def _is_ready(pod: Json) -> bool:
-    cond = _condition(pod, "Ready")
-    return cond is not None and cond.get("status") == "True"
-
-
 def _pull_reason(pod: Json) -> str:
     """What a scheduled but not yet Ready puller pod is doing, from its container statuses."""
     status = pod.get("status") or {}
@@ -191,7 +187,7 @@ def assess(
         if node in seen_nodes:
             continue
         seen_nodes.add(node)
-        if _is_ready(pod):
+        if pod_ready(pod):
             ready += 1
             continue
         if not (pod.get("spec") or {}).get("nodeName"):
