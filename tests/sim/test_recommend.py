@@ -281,6 +281,7 @@ def test_recommend_writes_forecast_and_taint_values(
     written_text = (out / "values.yaml").read_text(encoding="utf-8")
     assert "forecast+taint(safety=1.0, max=50)" in written_text.splitlines()[0]
     assert "plans as adaptive" in written_text  # the history the simulation assumed is said
+    assert "*id" not in written_text  # plain YAML, no anchors
     values = yaml.safe_load(written_text)
     assert schema_errors(values) == []
     parsed = parse_config(placeholder_config(render_values(values)))
