@@ -166,15 +166,23 @@ def chart_values(
 
 def values_note(scenario: Scenario, family: Family, knobs: Mapping[str, Any]) -> str:
     """Comment lines for values.yaml about what the simulation assumed that a fresh install
-    does not have yet ("" when nothing)."""
-    ph = point_scenario(scenario, family, tuple(knobs.items())).placeholders
-    if ph.mode != "forecast":
-        return ""
-    return (
-        f"# forecast: simulated with {ph.forecast_history_weeks} week(s) of learned arrivals; "
-        f"the controller plans as adaptive\n# until it has seen {ph.forecast_min_weeks} week(s) "
-        "of this hub (forecastMinWeeks).\n"
-    )
+    or the cluster must do ("" when nothing)."""
+    point = point_scenario(scenario, family, tuple(knobs.items()))
+    ph, taint = point.placeholders, point.startup_taint
+    note = ""
+    if ph.mode == "forecast":
+        note += (
+            f"# forecast: simulated with {ph.forecast_history_weeks} week(s) of learned arrivals; "
+            f"the controller plans as adaptive\n# until it has seen {ph.forecast_min_weeks} "
+            "week(s) of this hub (forecastMinWeeks).\n"
+        )
+    if taint.enabled:
+        note += (
+            "# startupTaint: simulated with new user nodes registering with the taint\n"
+            f"#   {taint.key}=true:NoSchedule;\n"
+            '# the node pool adds it (docs/install.md, "Startup taint").\n'
+        )
+    return note
 
 
 def trace_duration(trace: Path, scenario: Scenario) -> float:

@@ -280,7 +280,9 @@ def test_recommend_writes_forecast_and_taint_values(
     assert code == 0, text
     written_text = (out / "values.yaml").read_text(encoding="utf-8")
     assert "forecast+taint(safety=1.0, max=50)" in written_text.splitlines()[0]
-    assert "plans as adaptive" in written_text  # the history the simulation assumed is said
+    # What the simulation assumed that a fresh install lacks is said: history, the node taint.
+    assert "plans as adaptive" in written_text
+    assert "=true:NoSchedule" in written_text and "Startup taint" in written_text
     assert "*id" not in written_text  # plain YAML, no anchors
     values = yaml.safe_load(written_text)
     assert schema_errors(values) == []
