@@ -6,8 +6,10 @@
 
 It replays the trace under the wait-cost frontier's placeholder families (``sim/frontier.py``,
 the machinery of ``benchmarks/frontier.py``), prints each candidate's node-hours and waits, picks
-the point that meets the operator's target, and writes the chart values for it.  Only points the
-chart can express are recommended; the others stay in the table for comparison.
+the point that meets the operator's target, and writes the chart values for it: the placeholder
+count (static, adaptive or forecast, user- or node-sized, with the pool's ``images`` when the
+point learns pull times) and the startup taint when the point uses it.  Only points the chart can
+express are recommended; the others stay in the table for comparison.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from scheduler_extender.sim.scenario import (
     Placeholders,
     Scenario,
     ScenarioError,
+    StartupTaint,
     load_scenario,
     with_overrides,
 )
@@ -64,6 +67,8 @@ _COUNT_KEYS = {
 }
 #: Fields that are the simulator's model of the controller, not settings.
 _MODEL_ONLY = {"priority", "recreate_delay", "plan_interval", "windows"}
+#: Scenario sections whose overrides the values can carry (the rest model the cluster).
+_CHART_SECTIONS = ("placeholders.", "startup_taint.")
 
 
 class RecommendError(Exception):
@@ -84,6 +89,12 @@ def _plain(value: float) -> int | float:
 Values = dict[str, Any]
 
 
+def user_images(scenario: Scenario) -> list[str]:
+    """The users' images as the simulated controller knows them (the profiles' images): what a
+    node must hold before its pull counts as done and its startup taint comes off."""
+    return sorted({p.image for p in scenario.users.profiles})
+
+
 def chart_values(
     scenario: Scenario, family: Family, knobs: Mapping[str, Any]
 ) -> tuple[Values | None, str]:
@@ -91,17 +102,23 @@ def chart_values(
     if family.policy != "extender":
         return None, f"policy {family.policy}: the chart installs the extender"
     paths = [item.partition("=")[0] for item in family.base] + list(knobs)
-    other = sorted({p for p in paths if not p.startswith("placeholders.")})
+    other = sorted({p for p in paths if not p.startswith(_CHART_SECTIONS)})
     if other:
         return None, f"no chart key for {', '.join(other)}"
-    ph = point_scenario(scenario, family, tuple(knobs.items())).placeholders
+    point = point_scenario(scenario, family, tuple(knobs.items()))
+    ph, taint = point.placeholders, point.startup_taint
     default = Placeholders()
     if ph.mode == "none":
+        if taint.enabled:
+            return None, "startup_taint.enabled: the placeholder controller removes the taint"
         return {"scheduling": {"userPlaceholder": {"enabled": False}}}, ""
-    if ph.mode not in ("static", "adaptive"):
+    if ph.mode not in ("static", "adaptive", "forecast"):
         return None, f"placeholders.mode={ph.mode}: not set by recommend"
-    if ph.learn_pulls:
-        return None, "placeholders.learn_pulls needs the pool's images"
+    if ph.mode == "forecast" and ph.forecast_bucket != default.forecast_bucket:
+        return None, (
+            f"placeholders.forecast_bucket={ph.forecast_bucket:g}: the controller's profile "
+            f"has {default.forecast_bucket:g} s buckets"
+        )
     count: dict[str, Any] = {"mode": ph.mode}
     if ph.mode == "static":
         count["static"] = ph.count
@@ -110,21 +127,62 @@ def chart_values(
         for field, key in _COUNT_KEYS.items():
             if getattr(ph, field) != getattr(default, field):
                 count[key] = _plain(getattr(ph, field))
+    if ph.mode == "forecast":
+        # Always written: the mode's own knobs, as simulated.
+        count.update(
+            forecastMinWeeks=ph.forecast_min_weeks, forecastAlpha=_plain(ph.forecast_alpha)
+        )
+    images = user_images(point)
     placeholder: dict[str, Any] = {"enabled": True}
-    if ph.size == "node":
-        pool: dict[str, Any] = {"name": "default", "size": "node", "count": count}
-        if ph.node_fraction != default.node_fraction:
+    if ph.size == "node" or ph.learn_pulls:
+        # A pool's size and images are pool keys: the default pool, spelt out.
+        pool: dict[str, Any] = {"name": "default", "size": ph.size, "count": count}
+        if ph.size == "node" and ph.node_fraction != default.node_fraction:
             pool["nodeFraction"] = _plain(ph.node_fraction)
+        if ph.learn_pulls:
+            # The controller learns pull times from when a new node holds these images.
+            pool["images"] = images
         placeholder["pools"] = [pool]
     else:
         placeholder.update(replicas=None, count=count)
-    values = {
-        "scheduling": {
-            "userScheduler": {"enabled": True, "extender": {"enabled": True}},
-            "userPlaceholder": placeholder,
-        }
+    scheduling: dict[str, Any] = {
+        "userScheduler": {"enabled": True, "extender": {"enabled": True}},
+        "userPlaceholder": placeholder,
     }
+    values: Values = {"scheduling": scheduling}
+    if taint.enabled:
+        # Off once a node holds the users' images, as simulated (the chart's default would be
+        # whatever the pullers pull); the key only when the scenario names another.
+        block: dict[str, Any] = {"enabled": True}
+        if taint.key != StartupTaint().key:
+            block["key"] = taint.key
+        block["images"] = list(images)  # a copy: no YAML anchor shared with the pool's
+        scheduling["startupTaint"] = block
+        # The simulated nodes get the images from the continuous puller: without it no user pod
+        # could pull on a tainted node and the taint would stay.
+        values["prePuller"] = {"continuous": {"enabled": True}}
     return values, ""
+
+
+def values_note(scenario: Scenario, family: Family, knobs: Mapping[str, Any]) -> str:
+    """Comment lines for values.yaml about what the simulation assumed that a fresh install
+    or the cluster must do ("" when nothing)."""
+    point = point_scenario(scenario, family, tuple(knobs.items()))
+    ph, taint = point.placeholders, point.startup_taint
+    note = ""
+    if ph.mode == "forecast":
+        note += (
+            f"# forecast: simulated with {ph.forecast_history_weeks} week(s) of learned arrivals; "
+            f"the controller plans as adaptive\n# until it has seen {ph.forecast_min_weeks} "
+            "week(s) of this hub (forecastMinWeeks).\n"
+        )
+    if taint.enabled:
+        note += (
+            "# startupTaint: simulated with new user nodes registering with the taint\n"
+            f"#   {taint.key}=true:NoSchedule;\n"
+            '# the node pool adds it (docs/install.md, "Startup taint").\n'
+        )
+    return note
 
 
 def trace_duration(trace: Path, scenario: Scenario) -> float:
@@ -345,6 +403,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"# scheduler-extender recommend: {p.label()} on {trace.name} ({rule}).\n"
         f"# Simulated: {p.node_hours:.1f} node-hours, p95 wait {p.wait_p95_s:.1f} s, "
         f"{p.waited_over_60s:.1f} users waited > 60 s (means over {len(p.seeds)} seeds).\n"
+        + values_note(scenario, by_family[p.family], p.knobs)
         + yaml.safe_dump(chosen.values, sort_keys=False)
     )
     values_path = out / "values.yaml"

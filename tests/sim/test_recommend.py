@@ -1,5 +1,7 @@
-"""``scheduler-extender recommend``: the candidate -> chart values mapping, the choice under a
-target, and one run end to end on the shipped trace whose values go through the real chart."""
+"""``scheduler-extender recommend``: the candidate -> chart values mapping (every count mode of
+the frontier, with and without the startup taint: the values pass the chart's schema and the
+real chart, and the controller gets what was simulated), the choice under a target, and one run
+end to end on the shipped trace whose values go through the real chart."""
 
 from __future__ import annotations
 
@@ -8,20 +10,32 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from scheduler_extender.cli import main as cli_main
 from scheduler_extender.placeholders.config import parse_config
-from scheduler_extender.sim.frontier import Family, FrontierPoint, default_families, point_scenario
+from scheduler_extender.sim.frontier import (
+    Family,
+    FrontierPoint,
+    default_families,
+    point_scenario,
+    write_frontier,
+)
 from scheduler_extender.sim.recommend import Candidate, chart_values, choose, trace_duration
 from scheduler_extender.sim.scenario import load_scenario
 from tests.chart.conftest import one, render_values
+from tests.chart.test_placeholders import placeholder_config
+from tests.chart.test_startup_taint_chart import TOLERATION
+from tests.chart.test_values import SCHEMA
 
 TRACE = (
     Path(__file__).resolve().parents[2] / "scheduler_extender/data/scenarios/course-day-trace.csv"
 )
 PREFIX = "hub-sched-scheduler-extender"
+#: The image of course-day's one profile: the users' image of every course-day point.
+COURSE_IMAGE = "quay.io/jupyter/scipy-notebook:2024-01-15"
 
 
 def family(name: str) -> Family:
@@ -34,6 +48,16 @@ def controller_pool(values: dict[str, Any]) -> Any:
     config = parse_config(yaml.safe_load(cm["data"]["placeholders.yaml"]))
     (pool,) = config.pools
     return pool
+
+
+def schema_errors(values: dict[str, Any]) -> list[str]:
+    """What the chart's values.schema.json says against ``values`` (Helm checks the same
+    schema when it renders; this names every error at once)."""
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    return [
+        f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(values)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -59,13 +83,85 @@ def test_chart_values_reach_the_controller_as_simulated(name: str, knobs: dict[s
     assert pool.count.node_ready_seconds == simulated.ready_default
 
 
+@pytest.mark.parametrize(
+    ("name", "knobs"),
+    [
+        ("forecast", {"placeholders.safety": 1.5, "placeholders.max": 200}),
+        ("forecast", {"placeholders.safety": 1.0, "placeholders.max": 50,
+                      "placeholders.forecast_alpha": 0.5, "placeholders.forecast_min_weeks": 2}),
+        ("forecast-node", {"placeholders.safety": 1.0}),
+        ("adaptive+taint", {"placeholders.safety": 3.0, "placeholders.max": 80}),
+        ("adaptive-node+taint", {"placeholders.safety": 0.5}),
+        ("forecast+taint", {"placeholders.safety": 1.0, "placeholders.max": 50}),
+        ("forecast-node+taint", {"placeholders.safety": 1.5}),
+    ],
+    ids=["forecast", "forecast-knobs", "forecast-node", "adaptive-taint", "adaptive-node-taint",
+         "forecast-taint", "forecast-node-taint"],
+)  # fmt: skip
+def test_forecast_and_taint_points_reach_the_controller_as_simulated(
+    name: str, knobs: dict[str, Any]
+) -> None:
+    scenario = load_scenario("course-day")
+    fam = family(name)
+    values, why_not = chart_values(scenario, fam, knobs)
+    assert values is not None, why_not
+    assert schema_errors(values) == []
+    simulated = point_scenario(scenario, fam, tuple(knobs.items()))
+    ph = simulated.placeholders
+    config = placeholder_config(render_values(values))  # the real chart, schema included
+    parsed = parse_config(config, "rendered")  # the controller's own validation
+    (pool,) = parsed.pools
+    # The point's knobs (the sweep's, and any forecast_* set on it), as the controller reads them.
+    for path, value in knobs.items():
+        assert getattr(pool.count, path.removeprefix("placeholders.")) == value, path
+    assert (pool.size, pool.count.mode, pool.count.min, pool.count.max, pool.count.safety) == (
+        ph.size, ph.mode, ph.min, ph.max, ph.safety,
+    )  # fmt: skip
+    assert pool.node_fraction == ph.node_fraction
+    if ph.mode == "forecast":
+        assert (pool.count.forecast_alpha, pool.count.forecast_min_weeks) == (
+            ph.forecast_alpha, ph.forecast_min_weeks,
+        )  # fmt: skip
+    # The simulated controller learns pull times from the users' images: the pool lists them.
+    assert pool.images == ([COURSE_IMAGE] if ph.learn_pulls else [])
+    taint = parsed.startup_taint
+    if simulated.startup_taint.enabled:
+        assert taint is not None
+        assert taint.key == simulated.startup_taint.key
+        # The simulated taint comes off once a node holds the users' images.
+        assert taint.images == [COURSE_IMAGE]
+        assert TOLERATION in config["pools"][0]["tolerations"]  # placeholders go on it
+        assert values["prePuller"]["continuous"]["enabled"] is True  # what pulls them there
+    else:
+        assert taint is None and "startupTaint" not in values["scheduling"]
+
+
+def test_a_scenario_taint_key_reaches_the_controller() -> None:
+    scenario = load_scenario("course-day")
+    key = "startup-taint.cluster-autoscaler.kubernetes.io/hub"
+    fam = Family("adaptive+taint", "extender",
+                 ("placeholders.mode=adaptive", "startup_taint.enabled=true",
+                  f"startup_taint.key={key}", "startup_taint.removal_delay=5"),
+                 ())  # fmt: skip
+    values, why_not = chart_values(scenario, fam, {"placeholders.safety": 1.0})
+    assert values is not None, why_not
+    assert schema_errors(values) == []
+    taint = parse_config(placeholder_config(render_values(values))).startup_taint
+    assert taint is not None and taint.key == key
+
+
 def test_what_the_chart_cannot_express_is_said() -> None:
     scenario = load_scenario("course-day")
     values, why_not = chart_values(scenario, family("z2jh-static"), {"placeholders.count": 3})
     assert values is None and "policy z2jh" in why_not
-    taint = Family("adaptive+taint", "extender", ("startup_taint.enabled=true",), ())
-    values, why_not = chart_values(scenario, taint, {})
-    assert values is None and why_not == "no chart key for startup_taint.enabled"
+    scan = Family("adaptive", "extender", ("autoscaler.scan_interval=30",), ())
+    values, why_not = chart_values(scenario, scan, {})
+    assert values is None and why_not == "no chart key for autoscaler.scan_interval"
+    # The controller's forecast profile has 5-minute buckets.
+    values, why_not = chart_values(
+        scenario, family("forecast"), {"placeholders.forecast_bucket": 600}
+    )
+    assert values is None and "forecast_bucket" in why_not
 
 
 def point(name: str, knobs: dict[str, Any], hours: float, waited: float, p95: float) -> Candidate:
@@ -151,6 +247,50 @@ def test_recommend_end_to_end_on_the_shipped_trace(
     )
     header = (again / "values.yaml").read_text(encoding="utf-8").splitlines()[0]
     assert f"adaptive({knobs})" in header and "p95 wait is <= 86400 s" in header
+
+
+def test_recommend_writes_forecast_and_taint_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forecast + taint point recommended (from a written frontier, so nothing is
+    simulated): values.yaml passes the schema, renders, and holds the point's knobs."""
+
+    def pt(
+        name: str, policy: str, knobs: dict[str, Any], hours: float, p95: float
+    ) -> FrontierPoint:
+        figures = {"node_hours": hours, "waited_over_60s": 1.0, "failed_spawns": 0.0,
+                   "wait_p95_s": p95, "pull_waits": 0.0}  # fmt: skip
+        return FrontierPoint(name, policy, knobs, (1,), **figures, scenario="course-day",
+                             per_seed={k: (v,) for k, v in figures.items()})  # fmt: skip
+
+    points = [
+        pt("z2jh-static", "z2jh", {"placeholders.count": 0}, 100.0, 300.0),
+        pt("forecast+taint", "extender", {"placeholders.safety": 1.0, "placeholders.max": 50},
+           110.0, 20.0),
+        pt("forecast+taint", "extender", {"placeholders.safety": 1.5, "placeholders.max": 200},
+           130.0, 5.0),
+    ]  # fmt: skip
+    written = write_frontier(points, tmp_path / "sweep", plot=False)
+    out = tmp_path / "rec"
+    code = cli_main(
+        ["recommend", "--trace", str(TRACE), "--families", "forecast+taint", "--frontier",
+         str(written[0]), "--max-wait-p95", "30s", "--out", str(out), "--no-plot"]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0, text
+    written_text = (out / "values.yaml").read_text(encoding="utf-8")
+    assert "forecast+taint(safety=1.0, max=50)" in written_text.splitlines()[0]
+    # What the simulation assumed that a fresh install lacks is said: history, the node taint.
+    assert "plans as adaptive" in written_text
+    assert "=true:NoSchedule" in written_text and "Startup taint" in written_text
+    assert "*id" not in written_text  # plain YAML, no anchors
+    values = yaml.safe_load(written_text)
+    assert schema_errors(values) == []
+    parsed = parse_config(placeholder_config(render_values(values)))
+    (pool,) = parsed.pools
+    assert (pool.count.mode, pool.count.safety, pool.count.max) == ("forecast", 1.0, 50)
+    assert pool.images == [COURSE_IMAGE]
+    assert parsed.startup_taint is not None and parsed.startup_taint.images == [COURSE_IMAGE]
 
 
 @pytest.mark.parametrize(
