@@ -13,6 +13,8 @@ Public API (the ``recommend`` command builds on it):
 - ``default_families()``: the sweep of issue 12 (z2jh static N, our modes over their knobs).
 - ``run_frontier(scenario, families, seeds, jobs, progress=None) -> list[FrontierPoint]``
 - ``pareto_front(points)``: the undominated points, cheapest first.
+- ``dominance(points)``: for each z2jh point, our cheapest point no worse on both axes (or
+  None); ``dominance_table(points)`` writes it as Markdown.
 - ``recommend_point(points, budget=0.10)``: the rule used to pick a setting (below), and
   ``cheapest_meeting(points, p95_s=60)``: the cheapest point with a p95 wait under a target.
 - ``write_frontier(points, out_dir)``: ``frontier.json`` (``points_to_json``) and
@@ -110,7 +112,8 @@ TAINT = ("startup_taint.enabled=true",)
 
 def default_families(*, startup_taint: bool = True, forecast: bool = True) -> list[Family]:
     """Issue 12's sweep: z2jh's static N, and each of our modes over its knobs, with and
-    without the startup taint."""
+    without the startup taint.  Our modes include ``static``: z2jh's own N (but 0, which is no
+    placeholders) under the extender, so our frontier holds every configuration z2jh has."""
     z2jh = Family(
         "z2jh-static",
         "z2jh",
@@ -119,6 +122,13 @@ def default_families(*, startup_taint: bool = True, forecast: bool = True) -> li
         "z2jh's user-scheduler, N user-sized placeholders",
     )
     ours = [
+        Family(
+            "static",
+            "extender",
+            z2jh.base,
+            tuple(k for k in z2jh.points if dict(k)["placeholders.count"] != 0),
+            "z2jh's N user-sized placeholders under the extender (preemption steering)",
+        ),
         Family(
             "adaptive",
             "extender",
@@ -345,6 +355,52 @@ def cheapest_meeting(
     if not fits:
         return None
     return min(fits, key=lambda p: (p.node_hours, p.waited_over_60s, p.label()))
+
+
+def dominance(
+    points: Sequence[FrontierPoint],
+) -> list[tuple[FrontierPoint, FrontierPoint | None]]:
+    """Issue 12's "our frontier dominates z2jh's": for each z2jh point (in the order given),
+    our cheapest point (fewest node-hours; ties: fewer waits) with no more node-hours and no
+    more users waiting over 60 s (means), equal counting, or None when we have none."""
+    ours = [p for p in points if not p.family.startswith("z2jh")]
+    rows: list[tuple[FrontierPoint, FrontierPoint | None]] = []
+    for z in points:
+        if not z.family.startswith("z2jh"):
+            continue
+        fits = [
+            p
+            for p in ours
+            if p.node_hours <= z.node_hours and p.waited_over_60s <= z.waited_over_60s
+        ]
+        best = min(fits, key=lambda p: (p.node_hours, p.waited_over_60s, p.label()), default=None)
+        rows.append((z, best))
+    return rows
+
+
+def dominance_table(points: Sequence[FrontierPoint]) -> str:
+    """``dominance`` as Markdown: a table, one row per z2jh point, and a one-line verdict."""
+    rows = dominance(points)
+    lines = [
+        "### Does ours dominate z2jh's?",
+        "",
+        "| z2jh point | node-hours | waited > 60 s | our cheapest point no worse on both "
+        "| node-hours | waited > 60 s |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for z, ours in rows:
+        mine = (
+            f"`{ours.label()}` | {ours.node_hours:,.1f} | {ours.waited_over_60s:,.1f}"
+            if ours is not None
+            else "none | |"
+        )
+        lines.append(f"| `{z.label()}` | {z.node_hours:,.1f} | {z.waited_over_60s:,.1f} | {mine} |")
+    missed = [z.label() for z, ours in rows if ours is None]
+    verdict = f"{len(rows) - len(missed)} of {len(rows)} z2jh points dominated (or equalled)"
+    if missed:
+        verdict += "; not dominated: " + ", ".join(f"`{m}`" for m in missed)
+    lines += ["", verdict + " (means over seeds)."]
+    return "\n".join(lines)
 
 
 def best_static_within(points: Sequence[FrontierPoint], node_hours: float) -> FrontierPoint | None:
