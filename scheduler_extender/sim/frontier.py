@@ -524,7 +524,12 @@ def plot_frontier(points: Sequence[FrontierPoint], path: Path, title: str = "") 
     families: dict[str, list[FrontierPoint]] = {}
     for p in points:
         families.setdefault(p.family, []).append(p)
+    # One colour per mode, shared by its +taint family (dashed): the default cycle's 10
+    # colours would repeat across 11 or more families.
+    colours = plt.get_cmap("tab10").colors
+    modes: dict[str, int] = {}
     for name, members in families.items():
+        colour = colours[modes.setdefault(name.removesuffix("+taint"), len(modes)) % 10]
         pts = sorted(members, key=lambda p: p.node_hours)
         style = "s-" if name.startswith("z2jh") else ("o--" if "+taint" in name else "o-")
         ax.errorbar(
@@ -533,6 +538,7 @@ def plot_frontier(points: Sequence[FrontierPoint], path: Path, title: str = "") 
             xerr=[p.sd.get("node_hours", 0.0) for p in pts],
             yerr=[p.sd.get("waited_over_60s", 0.0) for p in pts],
             fmt=style,
+            color=colour,
             label=name,
             capsize=2,
             markersize=4,
