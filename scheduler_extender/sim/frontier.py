@@ -26,9 +26,11 @@ scenario overrides of the point, dotted path -> value), ``seeds``, and for each 
 seed under ``per_seed.F``; ``pareto`` says
 whether the point is on the front of all points, ``scenario`` names the scenario.
 
-Node-hours are counted over the scenario's duration (as ``benchmarks/placeholders.py`` does), so
-the figures compare with the issue's table.  Waits count a failed spawn as the whole start
-timeout, and ``waited_over_60s`` counts failed spawns too.
+Node-hours are a run's (``RunResult.node_hours``): they include the drain tail when the scenario
+counts it (its default); with ``drain_tail=false`` they are over the scenario's duration (as
+``benchmarks/placeholders.py`` counts them), which is how the issue's table was measured.
+Waits count a failed spawn as the whole start timeout, and ``waited_over_60s`` counts failed
+spawns too.
 """
 
 from __future__ import annotations
