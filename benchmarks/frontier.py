@@ -5,10 +5,16 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/frontier.py --scenario mybinder-we
 
 It sweeps issue 12's families (``scheduler_extender.sim.frontier.default_families``: z2jh's
 static N under its stock user-scheduler; our adaptive, node-sized and forecast modes under the
-extender, each with and without the startup taint) over seeds 1..N, writes ``OUT/frontier.json``
-and ``OUT/frontier.png``, and prints a table, the Pareto front and the recommended point (the
-rule of ``recommend_point``: fewest users waiting over 60 s within +10 % node-hours of no
-placeholders).
+extender, each with and without the startup taint, and z2jh's static N under the extender) over
+seeds 1..N, writes ``OUT/frontier.json`` and ``OUT/frontier.png``, and prints a table, the Pareto
+front, the recommended point (the rule of ``recommend_point``: fewest users waiting over 60 s
+within +10 % node-hours of no placeholders) and, for each z2jh point, our cheapest point that
+dominates it (``dominance``); ``OUT/frontier.md`` holds the same text.
+
+Node-hours run until the last server is gone when the scenario counts its drain tail (the
+default); ``--set drain_tail=false`` counts them over the scenario's duration, as the results
+in ``benchmarks/results/frontier/`` and ``benchmarks/placeholders.py`` do.  ``--set`` overrides
+are named in ``frontier.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from scheduler_extender.sim.frontier import (
     best_static_within,
     cheapest_meeting,
     default_families,
+    dominance_table,
     pareto_front,
     read_frontier,
     recommend_point,
@@ -102,7 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--families", nargs="*", help="only these family names")
-    p.add_argument("--set", action="append", default=[], help="scenario override path=value")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="scenario override path=value (with --merge: the runs' own, named in frontier.md)",
+    )
     p.add_argument("--budget", type=float, default=0.10)
     p.add_argument("--no-plot", action="store_true")
     p.add_argument(
@@ -121,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.merge:
-        return merge(args.merge, args.out, args.budget, not args.no_plot)
+        return merge(args.merge, args.out, args.budget, not args.no_plot, args.set)
     if not args.scenario:
         p.error("--scenario is required (unless --merge)")
     try:
@@ -156,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{done}/{total}] {time.perf_counter() - started:6.0f} s  {label}", flush=True)
 
     points = run_frontier(scenario, families, range(1, args.seeds + 1), args.jobs, progress)
-    written = report(points, args.out, args.budget, not args.no_plot)
+    written = report(points, args.out, args.budget, not args.no_plot, args.set)
     print(
         f"wrote {', '.join(str(w) for w in written)}; {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.machine()}, {args.jobs} jobs, "
@@ -165,19 +177,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def report(points: Sequence[FrontierPoint], out: Path, budget: float, plot: bool) -> list[Path]:
-    """frontier.json, frontier.png and frontier.md (the table, the front, the verdict)."""
+def report(
+    points: Sequence[FrontierPoint],
+    out: Path,
+    budget: float,
+    plot: bool,
+    overrides: Sequence[str] = (),
+) -> list[Path]:
+    """frontier.json, frontier.png and frontier.md (the table, the front, the verdict, the
+    dominance of z2jh's points); ``overrides``, the scenario's ``--set``, are named."""
     name = points[0].scenario if points else "?"
     seeds = sorted({s for p in points for s in p.seeds})
     written = write_frontier(points, out, plot=plot, title=name)
+    sets = (
+        "Scenario overrides: " + ", ".join(f"`{o}`" for o in overrides) + ".\n\n"
+        if overrides
+        else ""
+    )
     text = (
         f"## {name}: wait-cost frontier, seeds {', '.join(map(str, seeds))}\n\n"
+        + sets
         + table(points)
         + "\n\nMean ± sd over seeds; `*` = on the Pareto front (node-hours, waited > 60 s). "
         + "Figures: "
         + ", ".join(FIGURES)
         + ".\n\n"
         + verdict(points, budget)
+        + "\n\n"
+        + dominance_table(points)
         + "\n"
     )
     md = out / "frontier.md"
@@ -186,8 +213,11 @@ def report(points: Sequence[FrontierPoint], out: Path, budget: float, plot: bool
     return [*written, md]
 
 
-def merge(dirs: Sequence[Path], out: Path, budget: float, plot: bool) -> int:
-    """Points of several runs of the same scenario, on the seeds they all share."""
+def merge(
+    dirs: Sequence[Path], out: Path, budget: float, plot: bool, overrides: Sequence[str] = ()
+) -> int:
+    """Points of several runs of the same scenario, on the seeds they all share (``overrides``:
+    the ``--set`` the runs were made with, named in frontier.md)."""
     try:
         groups = [read_frontier(d / "frontier.json") for d in dirs]
     except FrontierError as exc:
@@ -202,7 +232,7 @@ def merge(dirs: Sequence[Path], out: Path, budget: float, plot: bool) -> int:
         print("error: --merge: the runs share no seed", file=sys.stderr)
         return 2
     points = [restrict_seeds(p, sorted(common)) for p in points]
-    written = report(points, out, budget, plot)
+    written = report(points, out, budget, plot, overrides)
     print(f"merged {len(points)} points on seeds {sorted(common)}: {', '.join(map(str, written))}")
     return 0
 

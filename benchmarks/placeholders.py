@@ -41,6 +41,8 @@ ADAPTIVE = ("placeholders.mode=adaptive",)
 NODE = ("placeholders.size=node",)
 PULLS = ("placeholders.learn_pulls=true",)
 NO_MAX = ("placeholders.max=1000",)
+TAINT = ("startup_taint.enabled=true",)
+FORECAST_NODE = ("placeholders.mode=forecast", *NODE, *NO_MAX, *PULLS)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,41 @@ STUDIES = (
                 "adaptive-node+window",
                 ADAPTIVE + NODE + (CLASS_WINDOW,),
                 note="adaptive, the window as a floor",
+            ),
+        ),
+        seeds=5,
+    ),
+    Study(
+        "classroom-window-taint",
+        "classroom-spike",
+        "Issue 12: with the class's calendar window, p95 wait <= 5 s at no more node-hours than "
+        "adaptive-node + the window (the first row, re-measured)? The window with the startup "
+        "taint, and the frontier's forecast-node + taint with the window as a floor.",
+        (
+            Variant(
+                "adaptive-node+window",
+                ADAPTIVE + NODE + (CLASS_WINDOW,),
+                note="today's window result: adaptive, the window as a floor",
+            ),
+            Variant(
+                "adaptive-node+window+taint",
+                ADAPTIVE + NODE + (CLASS_WINDOW,) + TAINT,
+                note="the same, startup taint on",
+            ),
+            Variant(
+                "forecast-node+taint",
+                (*FORECAST_NODE, "placeholders.safety=1.5", *TAINT),
+                note="the frontier's point, safety 1.5, no window",
+            ),
+            Variant(
+                "forecast-node+taint+window",
+                (*FORECAST_NODE, "placeholders.safety=1.0", CLASS_WINDOW, *TAINT),
+                note="forecast-node safety 1, taint, the window as a floor",
+            ),
+            Variant(
+                "forecast-node+taint+window/1.5",
+                (*FORECAST_NODE, "placeholders.safety=1.5", CLASS_WINDOW, *TAINT),
+                note="forecast-node safety 1.5, taint, the window as a floor",
             ),
         ),
         seeds=5,

@@ -13,6 +13,8 @@ Public API (the ``recommend`` command builds on it):
 - ``default_families()``: the sweep of issue 12 (z2jh static N, our modes over their knobs).
 - ``run_frontier(scenario, families, seeds, jobs, progress=None) -> list[FrontierPoint]``
 - ``pareto_front(points)``: the undominated points, cheapest first.
+- ``dominance(points)``: for each z2jh point, our cheapest point no worse on both axes (or
+  None); ``dominance_table(points)`` writes it as Markdown.
 - ``recommend_point(points, budget=0.10)``: the rule used to pick a setting (below), and
   ``cheapest_meeting(points, p95_s=60)``: the cheapest point with a p95 wait under a target.
 - ``write_frontier(points, out_dir)``: ``frontier.json`` (``points_to_json``) and
@@ -24,9 +26,11 @@ scenario overrides of the point, dotted path -> value), ``seeds``, and for each 
 seed under ``per_seed.F``; ``pareto`` says
 whether the point is on the front of all points, ``scenario`` names the scenario.
 
-Node-hours are counted over the scenario's duration (as ``benchmarks/placeholders.py`` does), so
-the figures compare with the issue's table.  Waits count a failed spawn as the whole start
-timeout, and ``waited_over_60s`` counts failed spawns too.
+Node-hours are a run's (``RunResult.node_hours``): they include the drain tail when the scenario
+counts it (its default); with ``drain_tail=false`` they are over the scenario's duration (as
+``benchmarks/placeholders.py`` counts them), which is how the issue's table was measured.
+Waits count a failed spawn as the whole start timeout, and ``waited_over_60s`` counts failed
+spawns too.
 """
 
 from __future__ import annotations
@@ -110,7 +114,8 @@ TAINT = ("startup_taint.enabled=true",)
 
 def default_families(*, startup_taint: bool = True, forecast: bool = True) -> list[Family]:
     """Issue 12's sweep: z2jh's static N, and each of our modes over its knobs, with and
-    without the startup taint."""
+    without the startup taint.  Our modes include ``static``: z2jh's own N (but 0, which is no
+    placeholders) under the extender, so our frontier holds every configuration z2jh has."""
     z2jh = Family(
         "z2jh-static",
         "z2jh",
@@ -119,6 +124,13 @@ def default_families(*, startup_taint: bool = True, forecast: bool = True) -> li
         "z2jh's user-scheduler, N user-sized placeholders",
     )
     ours = [
+        Family(
+            "static",
+            "extender",
+            z2jh.base,
+            tuple(k for k in z2jh.points if dict(k)["placeholders.count"] != 0),
+            "z2jh's N user-sized placeholders under the extender (preemption steering)",
+        ),
         Family(
             "adaptive",
             "extender",
@@ -347,6 +359,52 @@ def cheapest_meeting(
     return min(fits, key=lambda p: (p.node_hours, p.waited_over_60s, p.label()))
 
 
+def dominance(
+    points: Sequence[FrontierPoint],
+) -> list[tuple[FrontierPoint, FrontierPoint | None]]:
+    """Issue 12's "our frontier dominates z2jh's": for each z2jh point (in the order given),
+    our cheapest point (fewest node-hours; ties: fewer waits) with no more node-hours and no
+    more users waiting over 60 s (means), equal counting, or None when we have none."""
+    ours = [p for p in points if not p.family.startswith("z2jh")]
+    rows: list[tuple[FrontierPoint, FrontierPoint | None]] = []
+    for z in points:
+        if not z.family.startswith("z2jh"):
+            continue
+        fits = [
+            p
+            for p in ours
+            if p.node_hours <= z.node_hours and p.waited_over_60s <= z.waited_over_60s
+        ]
+        best = min(fits, key=lambda p: (p.node_hours, p.waited_over_60s, p.label()), default=None)
+        rows.append((z, best))
+    return rows
+
+
+def dominance_table(points: Sequence[FrontierPoint]) -> str:
+    """``dominance`` as Markdown: a table, one row per z2jh point, and a one-line verdict."""
+    rows = dominance(points)
+    lines = [
+        "### Does ours dominate z2jh's?",
+        "",
+        "| z2jh point | node-hours | waited > 60 s | our cheapest point no worse on both "
+        "| node-hours | waited > 60 s |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for z, ours in rows:
+        mine = (
+            f"`{ours.label()}` | {ours.node_hours:,.1f} | {ours.waited_over_60s:,.1f}"
+            if ours is not None
+            else "none | |"
+        )
+        lines.append(f"| `{z.label()}` | {z.node_hours:,.1f} | {z.waited_over_60s:,.1f} | {mine} |")
+    missed = [z.label() for z, ours in rows if ours is None]
+    verdict = f"{len(rows) - len(missed)} of {len(rows)} z2jh points dominated (or equalled)"
+    if missed:
+        verdict += "; not dominated: " + ", ".join(f"`{m}`" for m in missed)
+    lines += ["", verdict + " (means over seeds)."]
+    return "\n".join(lines)
+
+
 def best_static_within(points: Sequence[FrontierPoint], node_hours: float) -> FrontierPoint | None:
     """The z2jh static point with the fewest users waiting over 60 s among those using no more
     than ``node_hours`` (the issue's comparison)."""
@@ -468,7 +526,12 @@ def plot_frontier(points: Sequence[FrontierPoint], path: Path, title: str = "") 
     families: dict[str, list[FrontierPoint]] = {}
     for p in points:
         families.setdefault(p.family, []).append(p)
+    # One colour per mode, shared by its +taint family (dashed): the default cycle's 10
+    # colours would repeat across 11 or more families.
+    colours = plt.get_cmap("tab10").colors
+    modes: dict[str, int] = {}
     for name, members in families.items():
+        colour = colours[modes.setdefault(name.removesuffix("+taint"), len(modes)) % 10]
         pts = sorted(members, key=lambda p: p.node_hours)
         style = "s-" if name.startswith("z2jh") else ("o--" if "+taint" in name else "o-")
         ax.errorbar(
@@ -477,6 +540,7 @@ def plot_frontier(points: Sequence[FrontierPoint], path: Path, title: str = "") 
             xerr=[p.sd.get("node_hours", 0.0) for p in pts],
             yerr=[p.sd.get("waited_over_60s", 0.0) for p in pts],
             fmt=style,
+            color=colour,
             label=name,
             capsize=2,
             markersize=4,

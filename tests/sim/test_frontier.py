@@ -16,7 +16,10 @@ from scheduler_extender.sim.frontier import (
     FrontierPoint,
     cheapest_meeting,
     default_families,
+    dominance,
+    dominance_table,
     pareto_front,
+    point_scenario,
     points_from_json,
     points_to_json,
     read_frontier,
@@ -172,7 +175,78 @@ def test_default_families_cover_the_issue_sweep() -> None:
     static = [dict(k)["placeholders.count"] for k in families["z2jh-static"].points]
     assert static == [0, 1, 2, 3, 5, 10, 20, 40]
     assert families["z2jh-static"].policy == "z2jh"
-    for name in ("adaptive", "adaptive-node", "forecast", "forecast-node"):
+    for name in ("static", "adaptive", "adaptive-node", "forecast", "forecast-node"):
         assert families[name].policy == "extender"
         assert "startup_taint.enabled=true" in families[f"{name}+taint"].base
         assert "startup_taint.enabled=true" not in families[name].base
+
+
+def test_our_static_family_is_z2jhs_under_the_extender() -> None:
+    """z2jh's N (but 0, which is no placeholders) under our extender, with and without the
+    startup taint: the same user-sized static placeholders, so a dominance check compares
+    like with like."""
+    families = {f.name: f for f in default_families()}
+    z2jh = families["z2jh-static"]
+    for name, taint in (("static", False), ("static+taint", True)):
+        ours = families[name]
+        assert ours.policy == "extender"
+        assert [dict(k)["placeholders.count"] for k in ours.points] == [1, 2, 3, 5, 10, 20, 40]
+        assert [k for k in z2jh.points if dict(k)["placeholders.count"] != 0] == list(ours.points)
+        assert "placeholders.mode=static" in ours.base
+        assert "placeholders.size=user" in ours.base
+        assert ("startup_taint.enabled=true" in ours.base) is taint
+    # The scenario each point runs: static N user-sized, the taint only in +taint.
+    scenario = scenario_from_data(TINY, "tiny")
+    for name, taint in (("static", False), ("static+taint", True)):
+        fam = families[name]
+        sc = point_scenario(scenario, fam, fam.points[-1])
+        assert (sc.placeholders.mode, sc.placeholders.size, sc.placeholders.count) == (
+            "static", "user", 40,
+        )  # fmt: skip
+        assert sc.startup_taint.enabled is taint
+    # Without the taint families (the recommend/benchmark switch) only "static" stays.
+    names = {f.name for f in default_families(startup_taint=False)}
+    assert "static" in names and "static+taint" not in names
+
+
+def test_dominance_finds_our_cheapest_point_no_worse_on_both() -> None:
+    none = point("z2jh-static", 10.0, 100.0, count=0)
+    forty = point("z2jh-static", 20.0, 50.0, count=40)
+    five = point("z2jh-static", 12.0, 80.0, count=5)
+    cheap = point("adaptive", 9.0, 100.0)  # dominates N=0 (fewer node-hours, as many waits)
+    equal = point("static", 12.0, 80.0, count=5)  # equals N=5: counts
+    mid = point("forecast", 11.0, 90.0)  # no: more waits than N=5
+    dear = point("forecast-node", 19.0, 10.0)  # dominates N=5 and N=40, but dearer than equal
+    rows = dominance([none, cheap, five, mid, forty, equal, dear])
+    # One row per z2jh point, in the order given; our cheapest point that is no worse on both.
+    assert rows == [(none, cheap), (five, equal), (forty, dear)]
+
+
+def test_dominance_says_none_when_nothing_dominates() -> None:
+    forty = point("z2jh-static", 13.7, 240.0, count=40)
+    cheaper_more_waits = point("forecast+taint", 12.2, 240.6)
+    fewer_waits_dearer = point("adaptive-node", 15.7, 220.0)
+    other_z2jh = point("z2jh-static", 13.0, 200.0, count=20)  # z2jh's own points never count
+    rows = dominance([forty, cheaper_more_waits, fewer_waits_dearer, other_z2jh])
+    assert rows == [(forty, None), (other_z2jh, None)]
+    assert dominance([cheaper_more_waits]) == []  # no z2jh point: nothing to answer
+
+
+def test_the_dominance_table_answers_the_question() -> None:
+    pts = [
+        point("z2jh-static", 10.0, 100.0, count=0),
+        point("z2jh-static", 13.7, 60.0, count=40),
+        point("adaptive", 9.0, 100.0),  # cheaper than N=40, but more waits
+    ]
+    text = dominance_table(pts)
+    assert text.startswith("### Does ours dominate z2jh's?")
+    rows = [line for line in text.splitlines() if line.startswith("| `z2jh")]
+    assert rows == [
+        "| `z2jh-static(count=0)` | 10.0 | 100.0 | `adaptive` | 9.0 | 100.0 |",
+        "| `z2jh-static(count=40)` | 13.7 | 60.0 | none | | |",
+    ]
+    assert "1 of 2 z2jh points dominated" in text
+    assert "not dominated: `z2jh-static(count=40)`" in text
+    assert "dominated: all" not in text
+    every = dominance_table(pts[:1] + pts[2:])
+    assert "1 of 1 z2jh points dominated" in every and "not dominated" not in every

@@ -136,6 +136,26 @@ def test_forecast_and_taint_points_reach_the_controller_as_simulated(
         assert taint is None and "startupTaint" not in values["scheduling"]
 
 
+@pytest.mark.parametrize(
+    ("name", "count"), [("static", 5), ("static+taint", 40)], ids=["static", "static-taint"]
+)
+def test_our_static_points_reach_the_controller_as_simulated(name: str, count: int) -> None:
+    """The frontier's static family (z2jh's N under the extender) is a chart setting too:
+    N user-sized placeholders in static mode, the startup taint only in +taint."""
+    scenario = load_scenario("course-day")
+    fam = family(name)
+    values, why_not = chart_values(scenario, fam, {"placeholders.count": count})
+    assert values is not None, why_not
+    assert schema_errors(values) == []
+    simulated = point_scenario(scenario, fam, (("placeholders.count", count),))
+    assert (simulated.placeholders.mode, simulated.placeholders.count) == ("static", count)
+    parsed = parse_config(placeholder_config(render_values(values)), "rendered")
+    (pool,) = parsed.pools
+    assert (pool.size, pool.count.mode, pool.count.static) == ("user", "static", count)
+    assert (parsed.startup_taint is not None) is simulated.startup_taint.enabled
+    assert simulated.startup_taint.enabled is name.endswith("+taint")
+
+
 def test_a_scenario_taint_key_reaches_the_controller() -> None:
     scenario = load_scenario("course-day")
     key = "startup-taint.cluster-autoscaler.kubernetes.io/hub"
