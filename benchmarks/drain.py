@@ -68,9 +68,24 @@ class Experiment:
     overrides: tuple[str, ...] = ()
     group: str = "main"
     note: str = ""
+    #: Seeds 1..N for this experiment whatever ``--seeds`` says (small scenarios need more
+    #: seeds to show a difference of a few percent).
+    seeds: int | None = None
 
 
 NO_DEFAULT = ("z2jh", "extender", "extender-drain", "oracle")
+#: The same scorer fed more and more knowledge of lifetimes (benchmarks/README.md, "Why ages
+#: are not enough"): learned from the watch, the true distribution, the exact departures.
+INFORMATION = (
+    "z2jh",
+    "extender",
+    "extender-drain",
+    "extender-survival",
+    "survival-distribution",
+    "survival-exact",
+    "oracle-ages",
+    "oracle",
+)
 EXPERIMENTS = (
     Experiment("anchor-day", "anchor-day", note="the 12-hour day with its drain tail"),
     Experiment("classroom-spike", "classroom-spike"),
@@ -106,6 +121,21 @@ EXPERIMENTS = (
         note="Monday to Wednesday of mybinder-week and their tail (a whole week per seed and "
         "policy did not fit the time on a shared 2-core machine); `extender` equals `z2jh` "
         "on the week (results/mybinder-week)",
+    ),
+    Experiment(
+        "anchor-day-information",
+        "anchor-day",
+        INFORMATION,
+        group="information",
+        note="what each estimate knows",
+        seeds=20,
+    ),
+    Experiment(
+        "mybinder-week-information",
+        "mybinder-week",
+        ("z2jh", "extender-survival", "survival-distribution", "survival-exact", "oracle"),
+        group="information",
+        note="what each estimate knows",
     ),
     Experiment(
         "large-burst",
@@ -218,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: dict[str, list[str]] = {}
     for experiment in EXPERIMENTS:
         chosen = not args.only or experiment.name in args.only
-        text = run(experiment, seeds, not args.no_plots) if chosen and not args.table_only else None
+        own = list(range(1, experiment.seeds + 1)) if experiment.seeds else seeds
+        text = run(experiment, own, not args.no_plots) if chosen and not args.table_only else None
         text = text or from_json(experiment)
         if text is not None:
             sections.setdefault(experiment.group, []).append(text)
@@ -227,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "main": "Node-hours to the last session's end",
         "large": "Large hub: kube-scheduler's node sampling",
         "sensitivity": "Sensitivity: session lengths that are not lognormal",
+        "information": "What the estimate knows: learned, true distribution, exact departures",
     }
     out = ["# Drain-aware scoring: simulator results", ""]
     for group, texts in sections.items():

@@ -21,10 +21,18 @@ the same scores.
 
 from __future__ import annotations
 
+import functools
 import math
+from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scheduler_extender.core.lifetime import LifetimeModel, LifetimePrior
+from scheduler_extender.core.lifetime import (
+    MIDPOINTS,
+    LifetimeModel,
+    LifetimePrior,
+    added_cost,
+)
 from scheduler_extender.core.policy import PolicyConfig
 from scheduler_extender.core.types import NodeInfo
 
@@ -38,6 +46,10 @@ class Drain:
 
     now: float
     model: LifetimeModel
+    #: The simulator's reference policies only: when each user pod will actually leave (pod
+    #: uid -> Unix seconds).  No real extender knows this; ``survival-exact`` feeds it to the
+    #: same scorer to measure how much of the drain term's shortfall is missing information.
+    known_leave: Mapping[str, float] | None = None
 
 
 def drain_cost(info: NodeInfo, drain: Drain, cohorts: bool = True) -> float:
@@ -50,6 +62,36 @@ def drain_cost(info: NodeInfo, drain: Drain, cohorts: bool = True) -> float:
     if cohorts:
         cost = min(cost, drain.model.cost(drain.now - info.terms.youngest_user))
     return cost
+
+
+def all_sessions_cost(info: NodeInfo, drain: Drain) -> float:
+    """The drain cost of one more user session on ``info``'s node from *every* user session's
+    age (``core.lifetime.added_cost``; ``drain_all_sessions``), in 0..1."""
+    now = drain.now
+    model = drain.model
+    known = drain.known_leave
+    counts: dict[int, int] = {}
+    steps: dict[int, int] = {}
+    for pod in info.pods.values():
+        if pod.placeholder:
+            continue
+        leave = known.get(pod.uid) if known is not None else None
+        if leave is not None:
+            k = bisect_left(MIDPOINTS, leave - now)
+            steps[k] = steps.get(k, 0) + 1
+        else:
+            c = model.age_class(now - pod.created)
+            counts[c] = counts.get(c, 0) + 1
+    rows = [(model.ended_log[c], n) for c, n in counts.items()]
+    rows.extend((_ended_by(k), n) for k, n in steps.items())
+    return added_cost(rows, model.weights)
+
+
+@functools.cache
+def _ended_by(k: int) -> tuple[float, ...]:
+    """``log P(R <= t)`` at each ``MIDPOINTS`` point for a session known to end between
+    point ``k - 1`` and point ``k``: impossible before, certain from ``k`` on."""
+    return tuple(-math.inf if i < k else 0.0 for i in range(len(MIDPOINTS)))
 
 
 def prior_of(config: PolicyConfig) -> LifetimePrior:

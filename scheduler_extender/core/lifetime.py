@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 #: Lifetime bin edges in seconds: 0, then 60 s growing by 25 % per bin up to about 30 days.
@@ -47,6 +47,9 @@ FIRST_AGE_CLASS = 300.0
 #: Age classes: [0, FIRST_AGE_CLASS), then the lifetime grid's edges above it.
 AGE_CLASSES: tuple[float, ...] = (0.0, *(t for t in LIFETIME_GRID if t >= FIRST_AGE_CLASS))
 
+
+#: Where the all-sessions cost (``added_cost``) integrates: the lifetime grid's interval midpoints.
+MIDPOINTS: tuple[float, ...] = tuple((a + b) / 2 for a, b in itertools.pairwise(LIFETIME_GRID))
 
 #: A refit is worth its cost (about 20 ms) once this many new lifetimes were seen, and at least
 #: this share of those already in the model: early on the estimate moves with every few
@@ -114,12 +117,22 @@ class LifetimeModel:
     mean: float
     #: How many observed lifetimes went into it.
     observations: int
+    #: For the all-sessions cost (``added_cost``): per age class, ``log P(R <= t)`` at each
+    #: integration point ``t`` (``-inf`` where it is 0), ``R`` the remaining life of a session
+    #: of that class's age.
+    ended_log: tuple[tuple[float, ...], ...] = ()
+    #: The integration weights: ``dt * S(t) / mean`` at the same points.
+    weights: tuple[float, ...] = ()
+
+    def age_class(self, age: float) -> int:
+        """The ``AGE_CLASSES`` index of a session ``age`` seconds old."""
+        if age < FIRST_AGE_CLASS:
+            return 0
+        return bisect_right(AGE_CLASSES, age) - 1
 
     def cost(self, age: float) -> float:
         """The drain cost of a node whose oldest user session is ``age`` seconds old."""
-        if age < FIRST_AGE_CLASS:
-            return self.costs[0]
-        return self.costs[bisect_right(AGE_CLASSES, age) - 1]
+        return self.costs[self.age_class(age)]
 
     def survival_at(self, t: float) -> float:
         """``S(t)``, linear between grid points, 0 beyond the grid."""
@@ -139,6 +152,33 @@ class LifetimeModel:
             total += (t - prev_t) * (s + prev_s) / 2
             prev_t, prev_s = t, s
         return total
+
+
+def added_cost(ended: Iterable[tuple[Sequence[float], int]], weights: Sequence[float]) -> float:
+    """The drain cost of one more session on a node, in 0..1: ``E[(T_new - R_node)+] /
+    E[T_new]``, where ``R_node`` is the time until *every* user session on the node has ended
+    (independent lifetimes), ``T_new`` the new session's life.
+
+    ``ended`` gives, per group of sessions alike (same lifetime model, same age class), the
+    group's ``LifetimeModel.ended_log`` row and its size; ``weights`` are the new session's
+    model's ``weights``.  ``E[(T - R)+] = integral of P(R <= t) * P(T > t) dt`` and
+    ``P(R_node <= t)`` is the product of each session's ``P(R_i <= t)``, so every session
+    counts, the young as much as the old.  1 for a node without user sessions.
+    """
+    size = len(weights)
+    total = [0.0] * size
+    empty = True
+    for row, n in ended:
+        empty = False
+        for k in range(size):
+            total[k] += n * row[k]
+    if empty:
+        return 1.0
+    cost = 0.0
+    for w, log_p in zip(weights, total, strict=True):
+        if log_p > -50.0:
+            cost += w * math.exp(log_p)
+    return min(1.0, cost)
 
 
 def _interpolate(values: Sequence[float], t: float) -> float:
@@ -199,8 +239,37 @@ def fit(counts: Sequence[int], prior: LifetimePrior) -> LifetimeModel:
         fixed.append(level)
     survival = tuple(fixed)
     mean = _area(lambda t: _interpolate(survival, t))
-    costs = tuple(_cost(survival, age, mean) for age in _class_ages())
-    return LifetimeModel(survival, costs, mean, n)
+    ages = _class_ages()
+    costs = tuple(_cost(survival, age, mean) for age in ages)
+    weights = _weights(survival, mean)
+    ended_log = tuple(_ended_log(survival, age, MIDPOINTS) for age in ages)
+    return LifetimeModel(survival, costs, mean, n, ended_log, weights)
+
+
+def _weights(survival: tuple[float, ...], mean: float) -> tuple[float, ...]:
+    """``dt * S(t) / mean`` at the midpoints of the lifetime grid's intervals, cut where ``S``
+    is 0 (no session lives that long, so nothing is added there)."""
+    weights: list[float] = []
+    if mean <= 0:
+        return ()
+    for (a, b), t in zip(itertools.pairwise(LIFETIME_GRID), MIDPOINTS, strict=True):
+        s = _interpolate(survival, t)
+        if s <= 0:
+            break
+        weights.append((b - a) * s / mean)
+    return tuple(weights)
+
+
+def _ended_log(
+    survival: tuple[float, ...], age: float, points: Sequence[float]
+) -> tuple[float, ...]:
+    """``log P(R_age <= t)`` at each point (``-inf`` where 0)."""
+    alive = _interpolate(survival, age)
+    out: list[float] = []
+    for t in points:
+        ended = 1.0 if alive <= 0 else 1.0 - _interpolate(survival, age + t) / alive
+        out.append(math.log(ended) if ended > 0 else -math.inf)
+    return tuple(out)
 
 
 def _class_ages() -> list[float]:

@@ -75,6 +75,10 @@ class PolicyConfig:
     #: Also count the node's youngest user session: the cost is the smaller of the costs of its
     #: oldest and its youngest session, so sessions that started together share nodes.
     drain_cohorts: bool = False
+    #: Estimate the drain cost from every user session's age (``core.drain.all_sessions_cost``)
+    #: instead of the oldest (and youngest) only.  Costlier per node (every pod is read), and in
+    #: the simulator no better (benchmarks/README.md, "Drain-aware scoring").
+    drain_all_sessions: bool = False
     session_median_seconds: float = 600.0
     session_sigma: float = 1.0
     lifetime_prior_weight: float = 20.0

@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from scheduler_extender.core.drain import EMPTY_COST, Drain
+from scheduler_extender.core.drain import EMPTY_COST, Drain, all_sessions_cost
 from scheduler_extender.core.policy import (
     DELETION_CANDIDATE_TAINT,
     MAX_EXTENDER_PRIORITY,
@@ -124,6 +124,7 @@ def raw_scores(
     cost = drain.model.cost if drain is not None else _no_cost
     now = drain.now if drain is not None else 0.0
     cohorts = config.drain_cohorts
+    all_sessions = config.drain_all_sessions
     out: list[float] = []
     append = out.append
     for info in infos:
@@ -171,6 +172,8 @@ def raw_scores(
         if drain_weight:
             if oldest_user == math.inf:
                 score -= empty_drain
+            elif all_sessions:
+                score -= drain_weight * all_sessions_cost(info, drain)  # type: ignore[arg-type]
             elif cohorts:
                 score -= drain_weight * min(cost(now - oldest_user), cost(now - youngest_user))
             else:

@@ -225,6 +225,14 @@ class Settings(BaseSettings):
         "the smaller of its oldest's and its youngest's), so sessions that started together "
         "share nodes. Turn off to judge nodes by their oldest session only.",
     )
+    drain_all_sessions: bool = Field(
+        _DEFAULT_POLICY.drain_all_sessions,
+        description="With the drain term: estimate the cost from every user session's age (the "
+        "chance that all of a node's users are gone before a new one would be) instead of the "
+        "oldest (and youngest) only. Reads every pod of every candidate node per request, so it "
+        "costs more at scale; in the simulator it is no better than the default estimate "
+        "(benchmarks/README.md, drain-aware scoring).",
+    )
     session_median_seconds: float = Field(
         _DEFAULT_POLICY.session_median_seconds,
         ge=0,
@@ -301,6 +309,7 @@ class Settings(BaseSettings):
             preempt_keep=self.preempt_keep,
             drain_weight=self.drain_weight,
             drain_cohorts=self.drain_cohorts,
+            drain_all_sessions=self.drain_all_sessions,
             session_median_seconds=self.session_median_seconds,
             session_sigma=self.session_sigma,
             lifetime_prior_weight=self.lifetime_prior_weight,

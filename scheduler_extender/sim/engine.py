@@ -28,7 +28,7 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from scheduler_extender.core.drain import Drain, prior_of
@@ -112,6 +112,22 @@ USER_PREFERRED = (
 USER_PRIORITY = 0
 #: The placeholder pods' image (z2jh runs the pause image in them).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+
+
+class _KnownLeave(Mapping[str, float]):
+    """``survival-exact``'s knowledge: each placed user's departure, in Unix seconds."""
+
+    def __init__(self, leave: dict[str, float]) -> None:
+        self._leave = leave
+
+    def __getitem__(self, uid: str) -> float:
+        return EPOCH + self._leave[uid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._leave)
+
+    def __len__(self) -> int:
+        return len(self._leave)
 
 
 class Simulation:
@@ -204,6 +220,7 @@ class Simulation:
         self._lifetime_counts = [0] * len(LIFETIME_GRID)
         self._lifetime_model: LifetimeModel | None = None
         self._lifetime_fitted_at = -math.inf
+        self._known_leave: Mapping[str, float] | None = None
         if ext is not None and ext.policy.drain_weight:
             culler = scenario.culler
             self._lifetime_prior = replace(
@@ -213,6 +230,20 @@ class Simulation:
                 max_age=culler.max_age,
             )
             self.view.drain = self._drain
+            if profile.lifetime_knowledge != "learned":
+                # Reference variants: the true session-length distribution, fixed from the start.
+                for u in self.users:
+                    span = departure(u, scenario, u.arrival) - u.arrival
+                    self._lifetime_counts[lifetime_bin(span)] += 1
+                self._lifetime_model = fit(
+                    self._lifetime_counts, replace(self._lifetime_prior, weight=0)
+                )
+                self._lifetime_fitted_at = math.inf
+                self._known_leave = (
+                    _KnownLeave(self._placed_leave)
+                    if profile.lifetime_knowledge == "exact"
+                    else None
+                )
         if profile.oracle:
             self.view.leaves_at = self._leaves_at
             if not profile.oracle_knows_new:
@@ -476,7 +507,7 @@ class Simulation:
             model = fit(self._lifetime_counts, self._lifetime_prior)
             self._lifetime_model = model
             self._lifetime_fitted_at = self.now
-        return Drain(EPOCH + self.now, model)
+        return Drain(EPOCH + self.now, model, self._known_leave)
 
     def _extender_snapshot(self) -> Snapshot:
         self._ext_flush()

@@ -104,6 +104,11 @@ class Profile:
     #: expected added node time over the true session-length distribution is least: more than
     #: any estimate from session ages (the drain term) can know.
     oracle_knows_new: bool = True
+    #: What the drain term's lifetime estimate knows (reference variants of the same scorer):
+    #: ``learned`` (what the extender sees: lifetimes of deleted pods, the prior until then),
+    #: ``distribution`` (the workload's true session-length distribution from the start) or
+    #: ``exact`` (also when each placed user will leave: an oracle, not deployable).
+    lifetime_knowledge: str = "learned"
 
 
 DEFAULT = Profile(
@@ -137,6 +142,9 @@ ORACLE = replace(Z2JH, name="oracle", percentage_of_nodes_to_score=100, oracle=T
 #: weight chosen on tuning seeds 101-105 of anchor-day (benchmarks/README.md), not the
 #: reported seeds.
 DRAIN_POLICY = PolicyConfig(drain_weight=0.3, drain_cohorts=False)
+#: The drain term from every session's age (``drain_all_sessions``), weight 10 (cost first, load
+#: second; chosen on tuning seeds 101-105 of anchor-day), and its reference variants.
+SURVIVAL_POLICY = PolicyConfig(drain_weight=10.0, drain_all_sessions=True)
 POLICIES: dict[str, Profile] = {
     "default": DEFAULT,
     "z2jh": Z2JH,
@@ -146,6 +154,21 @@ POLICIES: dict[str, Profile] = {
     ),
     "oracle": ORACLE,
     "oracle-ages": replace(ORACLE, name="oracle-ages", oracle_knows_new=False),
+    "extender-survival": replace(
+        EXTENDER, name="extender-survival", extender=ExtenderSpec(policy=SURVIVAL_POLICY)
+    ),
+    "survival-distribution": replace(
+        EXTENDER,
+        name="survival-distribution",
+        extender=ExtenderSpec(policy=SURVIVAL_POLICY),
+        lifetime_knowledge="distribution",
+    ),
+    "survival-exact": replace(
+        EXTENDER,
+        name="survival-exact",
+        extender=ExtenderSpec(policy=SURVIVAL_POLICY),
+        lifetime_knowledge="exact",
+    ),
     "extender-drain": replace(
         EXTENDER, name="extender-drain", extender=ExtenderSpec(policy=DRAIN_POLICY)
     ),

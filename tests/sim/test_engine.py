@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler_extender.sim.engine import Simulation
+from scheduler_extender.sim.engine import EPOCH, Simulation
 from scheduler_extender.sim.metrics import result_of
 from scheduler_extender.sim.scenario import Scenario, scenario_from_data
 from scheduler_extender.sim.scheduler import parse_policy
@@ -42,6 +42,9 @@ POLICIES = [
     "oracle",
     "extender-drain",
     "oracle-ages",
+    "extender-survival",
+    "survival-distribution",
+    "survival-exact",
 ]
 
 
@@ -145,3 +148,29 @@ def test_oracle_ages_extension_is_the_expected_added_time() -> None:
         brute = sum(max(0.0, t - remaining) for t in spans) / len(spans)
         assert sim.view.extension(sim.now + remaining) == pytest.approx(brute)
     assert sim.view.extension(0.0) == pytest.approx(sum(spans) / len(spans))
+
+
+def test_survival_references_know_the_distribution_and_the_departures() -> None:
+    """``survival-distribution`` fits the true session lengths once and keeps them;
+    ``survival-exact`` also passes each placed user's departure; ``extender-survival`` learns."""
+    learned = Simulation(tiny(), parse_policy("extender-survival"), 3)
+    assert learned._drain().model.observations == 0
+    assert learned._drain().known_leave is None
+    known = Simulation(tiny(), parse_policy("survival-distribution"), 3)
+    drain = known._drain()
+    assert drain.model.observations == len(known.users)
+    assert drain.known_leave is None
+    exact = Simulation(tiny(), parse_policy("survival-exact"), 3)
+    checked: list[int] = []
+
+    def check(_: float) -> None:
+        # Mid-run: every placed user's known departure is its simulated one (Unix seconds).
+        drain = exact._drain()
+        assert drain.known_leave is not None
+        assert drain.model.observations >= len(exact.users)
+        for uid, leave in exact._placed_leave.items():
+            assert drain.known_leave[uid] == EPOCH + leave
+        checked.append(len(drain.known_leave))
+
+    exact.run(check)
+    assert max(checked) > 20
