@@ -114,8 +114,8 @@ TAINT = ("startup_taint.enabled=true",)
 
 def default_families(*, startup_taint: bool = True, forecast: bool = True) -> list[Family]:
     """Issue 12's sweep: z2jh's static N, and each of our modes over its knobs, with and
-    without the startup taint.  Our modes include ``static``: z2jh's own N (but 0, which is no
-    placeholders) under the extender, so our frontier holds every configuration z2jh has."""
+    without the startup taint.  Our modes include ``static``: z2jh's own N (0: no placeholders) under
+    the extender, so our frontier holds every configuration z2jh has."""
     z2jh = Family(
         "z2jh-static",
         "z2jh",
@@ -128,8 +128,9 @@ def default_families(*, startup_taint: bool = True, forecast: bool = True) -> li
             "static",
             "extender",
             z2jh.base,
-            tuple(k for k in z2jh.points if dict(k)["placeholders.count"] != 0),
-            "z2jh's N user-sized placeholders under the extender (preemption steering)",
+            z2jh.points,
+            "z2jh's N user-sized placeholders under the extender (preemption steering); "
+            "N = 0 is the extender alone",
         ),
         Family(
             "adaptive",
