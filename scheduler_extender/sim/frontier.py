@@ -335,7 +335,16 @@ def _recompute(point: FrontierPoint) -> FrontierPoint:
         name: statistics.stdev(point.per_seed[name]) if len(point.seeds) > 1 else 0.0
         for name in FIGURES
     }
-    return replace(point, sd=sds, **means)
+    return FrontierPoint(
+        family=point.family,
+        policy=point.policy,
+        knobs=point.knobs,
+        seeds=point.seeds,
+        sd=sds,
+        scenario=point.scenario,
+        per_seed=point.per_seed,
+        **means,
+    )
 
 
 # --- reading the results ------------------------------------------------------------------
