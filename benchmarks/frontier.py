@@ -34,6 +34,7 @@ from scheduler_extender.sim.frontier import (
     baseline_point,
     best_static_within,
     cheapest_meeting,
+    combine_seeds,
     default_families,
     dominance_table,
     pareto_front,
@@ -105,7 +106,13 @@ def verdict(points: Sequence[FrontierPoint], budget: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenario", help="a shipped scenario name or a YAML path")
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=1,
+        help="run seeds FIRST..FIRST+SEEDS-1 (default 1): add seeds to a stored run, then --merge",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--families", nargs="*", help="only these family names")
@@ -167,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(done: int, total: int, label: str) -> None:
         print(f"[{done}/{total}] {time.perf_counter() - started:6.0f} s  {label}", flush=True)
 
-    points = run_frontier(scenario, families, range(1, args.seeds + 1), args.jobs, progress)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    points = run_frontier(scenario, families, seeds, args.jobs, progress)
     written = report(points, args.out, args.budget, not args.no_plot, args.set)
     print(
         f"wrote {', '.join(str(w) for w in written)}; {platform.python_implementation()} "
@@ -216,7 +224,8 @@ def report(
 def merge(
     dirs: Sequence[Path], out: Path, budget: float, plot: bool, overrides: Sequence[str] = ()
 ) -> int:
-    """Points of several runs of the same scenario, on the seeds they all share (``overrides``:
+    """Points of several runs of the same scenario: the same point's runs on different seeds
+    pooled, then every point on the seeds they all share (``overrides``:
     the ``--set`` the runs were made with, named in frontier.md)."""
     try:
         groups = [read_frontier(d / "frontier.json") for d in dirs]
@@ -226,6 +235,12 @@ def merge(
     points = [p for g in groups for p in g]
     if len({p.scenario for p in points}) > 1:
         print("error: --merge: the runs are of different scenarios", file=sys.stderr)
+        return 2
+    try:
+        # The same point run on other seeds (--first-seed) is pooled first.
+        points = combine_seeds(points)
+    except ValueError as exc:
+        print(f"error: --merge: {exc}", file=sys.stderr)
         return 2
     common = set.intersection(*(set(p.seeds) for p in points)) if points else set()
     if not common:

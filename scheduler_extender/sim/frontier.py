@@ -40,7 +40,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,8 @@ TAINT = ("startup_taint.enabled=true",)
 
 def default_families(*, startup_taint: bool = True, forecast: bool = True) -> list[Family]:
     """Issue 12's sweep: z2jh's static N, and each of our modes over its knobs, with and
-    without the startup taint.  Our modes include ``static``: z2jh's own N (0: no placeholders) under
-    the extender, so our frontier holds every configuration z2jh has."""
+    without the startup taint.  Our modes include ``static``: z2jh's own N (0: no
+    placeholders) under the extender, so our frontier holds every configuration z2jh has."""
     z2jh = Family(
         "z2jh-static",
         "z2jh",
@@ -293,6 +293,56 @@ def restrict_seeds(point: FrontierPoint, seeds: Sequence[int]) -> FrontierPoint:
         sd=sds,
         scenario=point.scenario,
         per_seed=per,
+        **means,
+    )
+
+
+def combine_seeds(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
+    """Pool the runs of the same point (family and knobs) made on different seeds into one
+    point over all of them, recomputed from ``per_seed`` (first appearance order kept).
+
+    Raises ``ValueError`` naming the point and seed when a seed was run twice for a point.
+    """
+    groups: dict[tuple[str, str], list[FrontierPoint]] = {}
+    for p in points:
+        groups.setdefault((p.scenario, p.label()), []).append(p)
+    out: list[FrontierPoint] = []
+    for runs in groups.values():
+        if len(runs) == 1:
+            out.append(runs[0])
+            continue
+        per: dict[int, dict[str, float]] = {}
+        for run in runs:
+            for i, seed in enumerate(run.seeds):
+                if seed in per:
+                    raise ValueError(f"{run.label()}: seed {seed} was run twice")
+                per[seed] = {name: run.per_seed[name][i] for name in FIGURES}
+        seeds = tuple(sorted(per))
+        first = runs[0]
+        pooled = replace(
+            first,
+            seeds=seeds,
+            per_seed={name: tuple(per[s][name] for s in seeds) for name in FIGURES},
+        )
+        out.append(_recompute(pooled))
+    return out
+
+
+def _recompute(point: FrontierPoint) -> FrontierPoint:
+    """``point`` with its means and sds recomputed from ``per_seed`` over all its seeds."""
+    means = {name: statistics.fmean(point.per_seed[name]) for name in FIGURES}
+    sds = {
+        name: statistics.stdev(point.per_seed[name]) if len(point.seeds) > 1 else 0.0
+        for name in FIGURES
+    }
+    return FrontierPoint(
+        family=point.family,
+        policy=point.policy,
+        knobs=point.knobs,
+        seeds=point.seeds,
+        sd=sds,
+        scenario=point.scenario,
+        per_seed=point.per_seed,
         **means,
     )
 

@@ -15,6 +15,7 @@ from scheduler_extender.sim.frontier import (
     FrontierError,
     FrontierPoint,
     cheapest_meeting,
+    combine_seeds,
     default_families,
     dominance,
     dominance_table,
@@ -83,6 +84,34 @@ def test_restrict_seeds_recomputes_from_per_seed_values() -> None:
     assert two.seeds == (1, 3) and two.node_hours == 2.0 and two.sd["node_hours"] > 1.4
     with pytest.raises(ValueError, match="seeds"):
         restrict_seeds(p, [4])
+
+
+def test_combine_seeds_pools_runs_of_the_same_point_on_other_seeds() -> None:
+    def run(
+        seeds: tuple[int, ...], values: tuple[float, ...], knobs: dict[str, int]
+    ) -> FrontierPoint:
+        return restrict_seeds(
+            FrontierPoint(
+                "static", "extender", knobs, seeds, 0.0, 0.0, 0.0, 0.0, 0.0,
+                per_seed={name: values for name in FIGURES},
+            ),
+            seeds,
+        )  # fmt: skip
+
+    first = run((1, 2, 3), (1.0, 2.0, 3.0), {"placeholders.count": 5})
+    more = run((4, 5), (4.0, 5.0), {"placeholders.count": 5})
+    other = run((1, 2, 3), (7.0, 7.0, 7.0), {"placeholders.count": 10})
+    pooled = combine_seeds([first, other, more])
+    assert [p.label() for p in pooled] == [first.label(), other.label()]
+    five = pooled[0]
+    assert five.seeds == (1, 2, 3, 4, 5)
+    assert five.per_seed["node_hours"] == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert five.node_hours == 3.0
+    assert five.sd["waited_over_60s"] == pytest.approx(1.5811, abs=1e-4)
+    assert pooled[1] == other  # a point run once is unchanged
+    # A seed run twice for the same point is a mistake, not something to average.
+    with pytest.raises(ValueError, match="seed 3"):
+        combine_seeds([first, run((3, 4), (1.0, 1.0), {"placeholders.count": 5})])
 
 
 TINY_FAMILIES = [
