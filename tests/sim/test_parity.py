@@ -116,10 +116,11 @@ def test_preempt_matches_the_http_app(
         assert tuple(reply.json()["NodeNameToMetaVictims"]) == call.kept
 
 
-@pytest.fixture(scope="module")
-def recorded_drain() -> tuple[list[PrioritizeCall], PolicyConfig]:
+@pytest.fixture(scope="module", params=["extender-drain", "extender-survival"])
+def recorded_drain(request: pytest.FixtureRequest) -> tuple[list[PrioritizeCall], PolicyConfig]:
+    """A run of a drain-aware policy: the oldest-session estimate and the all-sessions one."""
     scenario = scenario_from_data(SCENARIO, "parity")
-    profile = parse_policy("extender-drain")
+    profile = parse_policy(request.param)
     assert profile.extender is not None and profile.extender.policy.drain_weight > 0
     prioritize: list[PrioritizeCall] = []
     Simulation(scenario, profile, 3, on_prioritize=prioritize.append).run()
