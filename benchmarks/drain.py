@@ -131,6 +131,22 @@ EXPERIMENTS = (
         seeds=20,
     ),
     Experiment(
+        "anchor-day-bimodal-information",
+        "anchor-day",
+        (
+            "z2jh",
+            "extender",
+            "extender-survival",
+            "survival-distribution",
+            "survival-exact",
+            "oracle",
+        ),
+        (BIMODAL,),
+        group="information",
+        note="70 % 5-minute and 30 % 2-hour sessions, where a session's age says which kind it is",
+        seeds=10,
+    ),
+    Experiment(
         "mybinder-week-information",
         "mybinder-week",
         ("z2jh", "extender-survival", "survival-distribution", "survival-exact", "oracle"),
