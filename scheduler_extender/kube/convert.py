@@ -12,7 +12,7 @@ apimachinery's ``MilliValue``/``Value`` do.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -343,12 +343,21 @@ def pod_requests(
     return Resources(total.cpu, total.memory, 1, total.scalar)
 
 
+def _objects(
+    container: Mapping[str, Any], key: str, path: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each entry of the list ``container[key]`` with its path; every entry must be an object
+    (``ConversionError`` naming the entry otherwise)."""
+    for i, item in enumerate(_list(container, key, path)):
+        ipath = f"{path}.{key}[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConversionError(ipath, "expected an object")
+        yield ipath, item
+
+
 def _tolerations(spec: Mapping[str, Any], path: str) -> tuple[Toleration, ...]:
     out = []
-    for i, t in enumerate(_list(spec, "tolerations", path)):
-        tpath = f"{path}.tolerations[{i}]"
-        if not isinstance(t, Mapping):
-            raise ConversionError(tpath, "expected an object")
+    for tpath, t in _objects(spec, "tolerations", path):
         out.append(
             Toleration(
                 key=_str(t, "key", tpath),
@@ -362,10 +371,7 @@ def _tolerations(spec: Mapping[str, Any], path: str) -> tuple[Toleration, ...]:
 
 def _requirements(term: Mapping[str, Any], key: str, path: str) -> tuple[Requirement, ...]:
     out = []
-    for i, r in enumerate(_list(term, key, path)):
-        rpath = f"{path}.{key}[{i}]"
-        if not isinstance(r, Mapping):
-            raise ConversionError(rpath, "expected an object")
+    for rpath, r in _objects(term, key, path):
         values = _list(r, "values", rpath)
         if not all(isinstance(v, str) for v in values):
             raise ConversionError(f"{rpath}.values", "expected a list of strings")
@@ -385,10 +391,7 @@ def _required_terms(spec: Mapping[str, Any], path: str) -> tuple[SelectorTerm, .
         )
     rpath = f"{apath}.requiredDuringSchedulingIgnoredDuringExecution"
     terms = []
-    for i, term in enumerate(_list(required, "nodeSelectorTerms", rpath)):
-        tpath = f"{rpath}.nodeSelectorTerms[{i}]"
-        if not isinstance(term, Mapping):
-            raise ConversionError(tpath, "expected an object")
+    for tpath, term in _objects(required, "nodeSelectorTerms", rpath):
         terms.append(
             SelectorTerm(
                 _requirements(term, "matchExpressions", tpath),
@@ -401,10 +404,8 @@ def _required_terms(spec: Mapping[str, Any], path: str) -> tuple[SelectorTerm, .
 def pod_images(spec: Mapping[str, Any], path: str = "spec") -> tuple[str, ...]:
     images: list[str] = []
     for key in ("initContainers", "containers"):
-        for i, c in enumerate(_list(spec, key, path)):
-            if not isinstance(c, Mapping):
-                raise ConversionError(f"{path}.{key}[{i}]", "expected an object")
-            image = _str(c, "image", f"{path}.{key}[{i}]")
+        for cpath, c in _objects(spec, key, path):
+            image = _str(c, "image", cpath)
             if image:
                 normalized = normalize_image(image)
                 if normalized not in images:
@@ -450,20 +451,14 @@ def pod_from_json(
 
 def _taints(spec: Mapping[str, Any], path: str) -> tuple[Taint, ...]:
     out = []
-    for i, t in enumerate(_list(spec, "taints", path)):
-        tpath = f"{path}.taints[{i}]"
-        if not isinstance(t, Mapping):
-            raise ConversionError(tpath, "expected an object")
+    for tpath, t in _objects(spec, "taints", path):
         out.append(Taint(_str(t, "key", tpath), _str(t, "value", tpath), _str(t, "effect", tpath)))
     return tuple(out)
 
 
 def _node_images(status: Mapping[str, Any], path: str) -> frozenset[str]:
     names: set[str] = set()
-    for i, image in enumerate(_list(status, "images", path)):
-        ipath = f"{path}.images[{i}]"
-        if not isinstance(image, Mapping):
-            raise ConversionError(ipath, "expected an object")
+    for ipath, image in _objects(status, "images", path):
         for name in _list(image, "names", ipath):
             if isinstance(name, str) and name:
                 names.add(normalize_image(name))
