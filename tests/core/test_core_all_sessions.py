@@ -14,16 +14,15 @@ from scheduler_extender.core.lifetime import LifetimePrior, added_cost, fit
 from scheduler_extender.core.policy import PolicyConfig
 from scheduler_extender.core.scoring import score_nodes
 from scheduler_extender.core.snapshot import node_info
-from scheduler_extender.core.types import NodeInfo, Pod
+from scheduler_extender.core.types import NodeInfo
 from tests.core.test_core_lifetime import counts_of
-from tests.factories import GI, node, pod, snapshot
+from tests.factories import node, pod, snapshot
 
 NOW = 1_704_067_200.0 + 12 * 3600
 PRIOR = LifetimePrior(median=600, sigma=1.0, timeout=600, every=60, weight=20)
 _rng = random.Random(11)
 LIFETIMES = [600 + math.exp(_rng.gauss(math.log(600), 1.2)) for _ in range(5000)]
 MODEL = fit(counts_of(LIFETIMES), PRIOR)
-CFG = PolicyConfig(drain_weight=10.0, drain_all_sessions=True)
 
 
 def _cost(ages: list[float], known: dict[str, float] | None = None) -> float:
@@ -101,31 +100,3 @@ def test_static_packing_of_equal_users_scores_as_most_allocated(
     plain = score_nodes(pod(), names, snap, PolicyConfig()).scores
     drained = score_nodes(pod(), names, snap, cfg, Drain(NOW, MODEL)).scores
     assert drained == plain
-
-
-def test_sequential_pods_pack_like_most_allocated() -> None:
-    """12 users arriving one a minute on nodes of 4 land on 3 nodes, as with MostAllocated."""
-    nodes = [node(f"n{i}", cpu=200, memory=4 * GI, created=float(i)) for i in range(6)]
-    placed: list[Pod] = []
-    for k in range(12):
-        now = NOW + 60 * k
-        snap = snapshot(nodes, placed)
-        names = [n.name for n in nodes if sum(1 for p in placed if p.node_name == n.name) < 4]
-        scored = score_nodes(pod(), names, snap, CFG, Drain(now, MODEL)).scores
-        best = max(scored, key=lambda item: item[1])[0]
-        placed.append(pod(node_name=best, created=now))
-    assert len({p.node_name for p in placed}) == 3
-
-
-def test_deterministic_for_a_snapshot_and_clock() -> None:
-    nodes = [node(f"n{i}") for i in range(5)]
-    rng = random.Random(5)
-    pods = [
-        pod(node_name=f"n{rng.randrange(5)}", created=NOW - rng.uniform(0, 8 * 3600))
-        for _ in range(40)
-    ]
-    names = [n.name for n in nodes]
-    first = score_nodes(pod(), names, snapshot(nodes, pods), CFG, Drain(NOW, MODEL)).scores
-    again = score_nodes(pod(), names, snapshot(nodes, pods), CFG, Drain(NOW, MODEL)).scores
-    assert first == again
-    assert all(0 <= s <= 10 for _, s in first)

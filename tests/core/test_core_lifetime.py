@@ -236,25 +236,31 @@ def test_same_age_sessions_score_exactly_as_most_allocated(
     ),
     weight=st.floats(min_value=0, max_value=10),
     cohorts=st.booleans(),
+    all_sessions=st.booleans(),
 )
 def test_scores_are_0_10_and_deterministic(
-    ages: list[list[float]], weight: float, cohorts: bool
+    ages: list[list[float]], weight: float, cohorts: bool, all_sessions: bool
 ) -> None:
     nodes = [node(f"n{i}") for i in range(len(ages))]
     pods = [pod(node_name=f"n{i}", created=NOW - a) for i, group in enumerate(ages) for a in group]
     snap = snapshot(nodes, pods)
     names = [n.name for n in nodes]
-    cfg = PolicyConfig(drain_weight=weight, drain_cohorts=cohorts)
+    cfg = PolicyConfig(drain_weight=weight, drain_cohorts=cohorts, drain_all_sessions=all_sessions)
     first = score_nodes(pod(), names, snap, cfg, Drain(NOW, MODEL)).scores
     again = score_nodes(pod(), names, snapshot(nodes, pods), cfg, Drain(NOW, MODEL)).scores
     assert first == again
     assert all(0 <= s <= 10 for _, s in first)
 
 
-def test_sequential_pods_pack_like_most_allocated() -> None:
+@pytest.mark.parametrize(
+    "cfg",
+    [PolicyConfig(drain_weight=1.0), PolicyConfig(drain_weight=10.0, drain_all_sessions=True)],
+    ids=["oldest-session", "all-sessions"],
+)
+def test_sequential_pods_pack_like_most_allocated(cfg: PolicyConfig) -> None:
     """12 users arriving one a minute on nodes of 4: the drain term keeps them on 3 nodes,
-    as MostAllocated does (a burst's sessions share the first age class)."""
-    cfg = PolicyConfig(drain_weight=1.0)
+    as MostAllocated does (a burst's sessions share the first age class), whichever estimate
+    it uses."""
     nodes = [node(f"n{i}", cpu=200, memory=4 * GI, created=float(i)) for i in range(6)]
     placed: list[Pod] = []
     for k in range(12):
