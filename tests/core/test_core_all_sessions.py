@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -46,7 +47,7 @@ def test_a_node_without_sessions_costs_the_whole_new_session() -> None:
 def test_every_session_counts_not_only_the_oldest() -> None:
     # The oldest-session estimate sees no difference between these nodes; with every session
     # counted, ten young users are far more likely to keep the node up than one.
-    def info(ages: list[float]) -> NodeInfo:
+    def info(ages: Sequence[float]) -> NodeInfo:
         pods = [pod(name=f"p{i}", node_name="n", created=NOW - a) for i, a in enumerate(ages)]
         return node_info(node("n"), pods)
 
