@@ -274,27 +274,13 @@ def restrict_seeds(point: FrontierPoint, seeds: Sequence[int]) -> FrontierPoint:
     if missing or not seeds:
         raise ValueError(f"{point.label()}: seeds {missing or '[]'} were not run")
     where = [point.seeds.index(s) for s in seeds]
-    means: dict[str, float] = {}
-    sds: dict[str, float] = {}
     per: dict[str, tuple[float, ...]] = {}
     for name in FIGURES:
         values = point.per_seed.get(name)
         if values is None:
             raise ValueError(f"{point.label()}: no per-seed values of {name}")
-        chosen = tuple(values[i] for i in where)
-        per[name] = chosen
-        means[name] = statistics.fmean(chosen)
-        sds[name] = statistics.stdev(chosen) if len(chosen) > 1 else 0.0
-    return FrontierPoint(
-        family=point.family,
-        policy=point.policy,
-        knobs=point.knobs,
-        seeds=tuple(seeds),
-        sd=sds,
-        scenario=point.scenario,
-        per_seed=per,
-        **means,
-    )
+        per[name] = tuple(values[i] for i in where)
+    return _recompute(replace(point, seeds=tuple(seeds), per_seed=per))
 
 
 def combine_seeds(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
